@@ -1,0 +1,196 @@
+#include "app/server.hpp"
+
+#include <grp.h>
+#include <pwd.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "config/load.hpp"
+#include "net/listener.hpp"
+#include "observe/access_log.hpp"
+#include "proxy/worker.hpp"
+
+namespace mailgate::app {
+namespace asio = boost::asio;
+
+std::shared_ptr<const runtime::snapshot> load_snapshot(const std::string& path,
+                                                       config::diagnostics& diags) {
+    auto loaded = config::load_file(path);
+    diags = std::move(loaded.diags);
+    if (!loaded.config || diags.has_errors()) return nullptr;
+    return runtime::build_snapshot(*loaded.config, diags);
+}
+
+void print_diagnostics(const config::diagnostics& diags) {
+    for (const auto& d : diags.items()) std::cerr << d.to_string() << '\n';
+}
+
+int check(const std::string& path) {
+    config::diagnostics diags(path);
+    const auto snap = load_snapshot(path, diags);
+    print_diagnostics(diags);
+    if (!snap) return 1;
+    std::cerr << path << ": configuration is valid\n";
+    return 0;
+}
+
+namespace {
+
+spdlog::level::level_enum to_spdlog(config::log_level l) {
+    switch (l) {
+        case config::log_level::trace: return spdlog::level::trace;
+        case config::log_level::debug: return spdlog::level::debug;
+        case config::log_level::info: return spdlog::level::info;
+        case config::log_level::warn: return spdlog::level::warn;
+        case config::log_level::error: return spdlog::level::err;
+    }
+    return spdlog::level::info;
+}
+
+std::string endpoint_string(const asio::ip::tcp::endpoint& ep) {
+    std::ostringstream out;
+    out << ep;  // Asio writes "[v6]:port" and "v4:port"
+    return out.str();
+}
+
+// Listener addresses and names are bound once; a reload may change everything else.
+bool same_listeners(const runtime::snapshot& a, const runtime::snapshot& b) {
+    if (a.listeners.size() != b.listeners.size()) return false;
+    for (std::size_t i = 0; i < a.listeners.size(); ++i)
+        if (a.listeners[i].name != b.listeners[i].name ||
+            a.listeners[i].endpoints != b.listeners[i].endpoints)
+            return false;
+    return true;
+}
+
+void drop_privileges(const std::string& user) {
+    const passwd* pw = ::getpwnam(user.c_str());
+    if (pw == nullptr) throw std::runtime_error("server.user: no such user '" + user + "'");
+    if (::setgroups(0, nullptr) != 0 || ::setgid(pw->pw_gid) != 0 || ::setuid(pw->pw_uid) != 0)
+        throw std::runtime_error("server.user: cannot switch to '" + user + "'");
+    spdlog::info("running as user {}", user);
+}
+
+}  // namespace
+
+int run(const std::string& path) {
+    auto logger = spdlog::stderr_logger_mt("mailgate");
+    spdlog::set_default_logger(logger);
+    spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+
+    config::diagnostics diags(path);
+    auto snap = load_snapshot(path, diags);
+    print_diagnostics(diags);
+    if (!snap) return 1;
+    spdlog::set_level(to_spdlog(snap->log_level));
+
+    // Key material must never reach a core file or a debugger attached by another user.
+    ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    std::signal(SIGPIPE, SIG_IGN);
+
+    std::shared_ptr<const observe::access_log> access;
+    try {
+        access = observe::access_log::open(snap->access_log);
+    } catch (const std::exception& e) {
+        spdlog::error("{}", e.what());
+        return 1;
+    }
+
+    runtime::snapshot_holder holder;
+    holder.store(snap);
+    std::vector<std::unique_ptr<proxy::worker>> workers;
+    for (unsigned i = 0; i < snap->workers; ++i)
+        workers.push_back(std::make_unique<proxy::worker>(i, holder, access));
+
+    try {
+        for (std::size_t li = 0; li < snap->listeners.size(); ++li) {
+            for (auto ep : snap->listeners[li].endpoints) {
+                for (auto& w : workers) {
+                    auto acceptor = net::open_listener(w->io(), ep);
+                    // Port 0: the first socket picks the port, the others share it.
+                    ep = acceptor.local_endpoint();
+                    w->add_listener(std::move(acceptor), li);
+                }
+                spdlog::info("listening on {} (listener {})", endpoint_string(ep),
+                             snap->listeners[li].name);
+            }
+        }
+        if (const auto& user = snap->user) drop_privileges(*user);
+    } catch (const std::exception& e) {
+        spdlog::error("cannot start: {}", e.what());
+        return 1;
+    }
+
+    std::vector<std::thread> threads;
+    for (auto& w : workers) threads.emplace_back([&w] { w->run(); });
+    spdlog::info("mailgate {} started with {} workers", MAILGATE_VERSION, workers.size());
+
+    asio::io_context control;
+    asio::signal_set signals(control, SIGTERM, SIGINT, SIGHUP);
+    asio::steady_timer drain_timer(control);
+    int exit_code = 0;
+    std::function<void()> wait_signal;
+    std::function<void(std::chrono::steady_clock::time_point)> wait_drained;
+
+    wait_drained = [&](std::chrono::steady_clock::time_point deadline) {
+        std::size_t active = 0;
+        for (auto& w : workers) active += w->active_sessions();
+        if (active == 0 || std::chrono::steady_clock::now() >= deadline) {
+            if (active != 0) spdlog::warn("drain deadline passed with {} connections open", active);
+            for (auto& w : workers) w->stop();
+            signals.cancel();
+            return;
+        }
+        drain_timer.expires_after(std::chrono::milliseconds(50));
+        drain_timer.async_wait([&, deadline](boost::system::error_code ec) {
+            if (!ec) wait_drained(deadline);
+        });
+    };
+    wait_signal = [&] {
+        signals.async_wait([&](boost::system::error_code ec, int sig) {
+            if (ec) return;
+            if (sig == SIGINT) {
+                spdlog::info("SIGINT: exiting now");
+                spdlog::shutdown();
+                std::_Exit(130);
+            }
+            if (sig == SIGHUP) {
+                config::diagnostics reload_diags(path);
+                auto next = load_snapshot(path, reload_diags);
+                print_diagnostics(reload_diags);
+                if (!next) {
+                    spdlog::error("reload failed; keeping the running configuration");
+                } else if (!same_listeners(*holder.load(), *next)) {
+                    spdlog::error("reload refused: listener names or addresses changed (restart needed)");
+                } else {
+                    holder.store(std::move(next));
+                    spdlog::info("configuration reloaded");
+                }
+                wait_signal();
+                return;
+            }
+            spdlog::info("SIGTERM: draining (up to {} ms)", holder.load()->drain_timeout.count());
+            for (auto& w : workers) w->begin_drain();
+            wait_drained(std::chrono::steady_clock::now() + holder.load()->drain_timeout);
+        });
+    };
+    wait_signal();
+    control.run();
+    for (auto& t : threads) t.join();
+    spdlog::info("stopped");
+    return exit_code;
+}
+
+}  // namespace mailgate::app

@@ -1,0 +1,141 @@
+#pragma once
+// What the YAML said, as plain structs with the defaults of the design brief.
+// Only src/config includes yaml-cpp; everything else sees these structs.
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mailgate::config {
+
+using duration = std::chrono::milliseconds;
+
+// Where a value came from, so that compile steps (certificate loading, address
+// resolution) can report file:line:col too. line/column are 1-based; 0 = unknown.
+struct source_mark {
+    int line = 0;
+    int column = 0;
+};
+
+struct server_section {
+    unsigned workers = 0;  // 0 = auto: one per core
+    std::optional<std::string> user;
+    duration drain_timeout{std::chrono::seconds(30)};
+    source_mark mark;
+};
+
+enum class log_level { trace, debug, info, warn, error };
+
+struct log_section {
+    log_level level = log_level::info;
+    std::string access = "stdout";  // "stdout" | "off" | a path
+    source_mark access_mark;
+};
+
+struct certificate_entry {
+    std::string cert;  // PEM chain, leaf first
+    std::string key;   // PEM private key
+    source_mark cert_mark;
+    source_mark key_mark;
+};
+
+enum class tls_profile { intermediate, modern };
+
+struct hsts_settings {
+    duration max_age{std::chrono::hours(24 * 730)};  // 2y
+    bool include_subdomains = true;
+};
+
+struct listener_tls {
+    tls_profile profile = tls_profile::intermediate;
+    std::vector<certificate_entry> certificates;
+    hsts_settings hsts;
+    source_mark mark;
+};
+
+struct listener_section {
+    std::string name;
+    std::vector<std::string> addresses;  // "ip:port" or "[v6]:port"; port 0 = any free port
+    listener_tls tls;
+    source_mark mark;
+    source_mark address_mark;
+};
+
+struct upstream_tls {
+    std::optional<std::string> server_name;  // SNI and the name to verify; default: host of the server
+    std::optional<std::string> ca;           // PEM bundle; default: system trust store
+    source_mark ca_mark;
+};
+
+struct pool_settings {
+    unsigned max_idle = 64;
+    duration idle_timeout{std::chrono::seconds(60)};
+};
+
+struct upstream_section {
+    std::string name;
+    std::vector<std::string> servers;  // "host:port"
+    upstream_tls tls;
+    pool_settings pool;
+    source_mark mark;
+    source_mark servers_mark;
+};
+
+struct header_policy_section {
+    // Ordered: emitted in this order after the upstream's own headers.
+    std::vector<std::pair<std::string, std::string>> add{
+        {"X-Content-Type-Options", "nosniff"},
+        {"X-Frame-Options", "SAMEORIGIN"},
+        {"Referrer-Policy", "strict-origin-when-cross-origin"},
+    };
+    std::vector<std::string> remove{"Server",         "X-Powered-By", "X-AspNet-Version",
+                                    "X-AspNetMvc-Version", "X-OWA-Version", "X-FEServer",
+                                    "X-BEServer",     "X-CalculatedBETarget", "X-DiagInfo"};
+};
+
+struct limits_section {
+    std::uint64_t request_line = 8 * 1024;
+    std::uint64_t request_headers = 16 * 1024;
+    unsigned header_count = 100;
+    std::uint64_t request_body = 150ull * 1024 * 1024;
+};
+
+struct timeouts_section {
+    duration tls_handshake{std::chrono::seconds(10)};
+    duration request_header{std::chrono::seconds(15)};
+    duration idle{std::chrono::seconds(60)};
+    duration upstream_connect{std::chrono::seconds(5)};
+    duration upstream_response{std::chrono::seconds(120)};
+    duration send{std::chrono::seconds(60)};
+};
+
+// Per-location overrides: unset fields take the global value.
+struct location_timeouts {
+    std::optional<duration> idle;
+    std::optional<duration> upstream_response;
+};
+
+struct location_section {
+    std::string path;  // prefix, matched case-insensitively on the normalized path
+    std::string upstream;
+    location_timeouts timeouts;
+    std::optional<std::uint64_t> request_body;  // limits: { request_body: ... }
+    source_mark mark;
+    source_mark upstream_mark;
+};
+
+struct root {
+    std::string file;  // the path the configuration was loaded from, for diagnostics
+    server_section server;
+    log_section log;
+    std::vector<listener_section> listeners;
+    std::vector<upstream_section> upstreams;
+    header_policy_section headers;
+    limits_section limits;
+    timeouts_section timeouts;
+    std::vector<location_section> locations;
+};
+
+}  // namespace mailgate::config

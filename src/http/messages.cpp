@@ -1,0 +1,110 @@
+#include "http/messages.hpp"
+
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/status.hpp>
+
+#include "http/hop_by_hop.hpp"
+
+namespace mailgate::http {
+namespace beast = boost::beast;
+
+namespace {
+
+void append_field(std::string& out, std::string_view name, std::string_view value) {
+    out.append(name).append(": ").append(value).append("\r\n");
+}
+
+void append_uint(std::string& out, std::uint64_t v) {
+    char buf[24];
+    char* p = buf + sizeof buf;
+    do {
+        *--p = static_cast<char>('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    out.append(p, static_cast<std::size_t>(buf + sizeof buf - p));
+}
+
+}  // namespace
+
+void build_upstream_request(const beast::http::request_header<>& head, const request_info& info,
+                            std::string_view client_ip, std::string& out) {
+    out.append(head.method_string()).append(" ").append(head.target()).append(" HTTP/1.1\r\n");
+    const hop_by_hop_set hop(head);
+    for (const auto& f : head) {
+        const auto name = f.name_string();
+        if (hop.is_hop_by_hop(name) || beast::iequals(name, "expect") ||
+            beast::iequals(name, "x-forwarded-for") || beast::iequals(name, "x-forwarded-proto"))
+            continue;
+        append_field(out, name, f.value());
+    }
+    append_field(out, "X-Forwarded-For", client_ip);
+    append_field(out, "X-Forwarded-Proto", "https");
+    switch (info.framing) {
+        case body_framing::none:
+            break;
+        case body_framing::content_length:
+            out.append("Content-Length: ");
+            append_uint(out, info.content_length);
+            out.append("\r\n");
+            break;
+        case body_framing::chunked:
+            out.append("Transfer-Encoding: chunked\r\n");
+            break;
+    }
+    out.append("\r\n");
+}
+
+void build_client_response(const beast::http::response_header<>& head,
+                           const header_policy& policy, response_framing framing,
+                           std::uint64_t length, bool keep_alive, std::string& out) {
+    out.append("HTTP/1.1 ");
+    append_uint(out, head.result_int());
+    out.append(" ");
+    const auto reason = head.reason();
+    out.append(reason.empty() ? reason_phrase(static_cast<int>(head.result_int())) : reason);
+    out.append("\r\n");
+    const hop_by_hop_set hop(head);
+    for (const auto& f : head) {
+        const auto name = f.name_string();
+        const bool informational_length =
+            framing == response_framing::none && beast::iequals(name, "content-length");
+        if ((hop.is_hop_by_hop(name) && !informational_length) || policy.strips(name)) continue;
+        append_field(out, name, f.value());
+    }
+    policy.append_fields(out);
+    switch (framing) {
+        case response_framing::none:
+        case response_framing::close:
+            break;
+        case response_framing::content_length:
+            out.append("Content-Length: ");
+            append_uint(out, length);
+            out.append("\r\n");
+            break;
+        case response_framing::chunked:
+            out.append("Transfer-Encoding: chunked\r\n");
+            break;
+    }
+    if (!keep_alive) out.append("Connection: close\r\n");
+    out.append("\r\n");
+}
+
+void build_error_reply(int status, const header_policy& policy, bool close, std::string& out) {
+    const auto reason = reason_phrase(status);
+    out.append("HTTP/1.1 ");
+    append_uint(out, static_cast<std::uint64_t>(status));
+    out.append(" ").append(reason).append("\r\n");
+    out.append("Content-Type: text/plain\r\nContent-Length: ");
+    append_uint(out, reason.size() + 1);
+    out.append("\r\nCache-Control: no-store\r\n");
+    policy.append_fields(out);
+    if (close) out.append("Connection: close\r\n");
+    out.append("\r\n").append(reason).append("\n");
+}
+
+std::string_view reason_phrase(int status) {
+    const auto r = beast::http::obsolete_reason(static_cast<beast::http::status>(status));
+    return r.empty() ? std::string_view("Unknown") : std::string_view(r.data(), r.size());
+}
+
+}  // namespace mailgate::http

@@ -1,0 +1,540 @@
+#include "proxy/client_session.hpp"
+
+#include <openssl/ssl.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/read.hpp>
+
+#include "http/messages.hpp"
+#include "net/address.hpp"
+#include "observe/access_log.hpp"
+#include "proxy/worker.hpp"
+#include "tls/client_context.hpp"
+
+namespace mailgate::proxy {
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using asio::awaitable;
+
+namespace {
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t relay_chunk = 16 * 1024;
+// Room before the data for a chunk-size line, and after it for the CRLF, so that one
+// chunk goes out as one write (one TLS record) without copying.
+constexpr std::size_t chunk_head_room = 20;
+constexpr std::size_t relay_buffer_size = chunk_head_room + relay_chunk + 2;
+constexpr std::chrono::seconds shutdown_timeout{2};
+constexpr std::uint32_t upstream_header_limit = 64 * 1024;
+
+bool idempotent(bhttp::verb v) {
+    switch (v) {
+        case bhttp::verb::get:
+        case bhttp::verb::head:
+        case bhttp::verb::options:
+        case bhttp::verb::put:
+        case bhttp::verb::delete_:
+        case bhttp::verb::trace:
+            return true;
+        default:
+            return false;
+    }
+}
+
+bool no_response_body(bhttp::verb method, unsigned status) {
+    return method == bhttp::verb::head || status == 204 || status == 304 || status < 200;
+}
+
+double ms_since(clock::time_point t) {
+    return std::chrono::duration<double, std::milli>(clock::now() - t).count();
+}
+
+// Writes "<hex size>\r\n" ending right before `data`, and "\r\n" right after its n bytes.
+// Returns where the framed chunk starts.
+char* frame_chunk(char* data, std::size_t n) {
+    char hex[16];
+    std::size_t len = 0;
+    std::size_t v = n;
+    do {
+        hex[len++] = "0123456789abcdef"[v & 0xf];
+        v >>= 4;
+    } while (v != 0);
+    char* start = data - len - 2;
+    for (std::size_t i = 0; i < len; ++i) start[i] = hex[len - 1 - i];
+    start[len] = '\r';
+    start[len + 1] = '\n';
+    data[n] = '\r';
+    data[n + 1] = '\n';
+    return start;
+}
+
+}  // namespace
+
+void start_session(worker& w, asio::ip::tcp::socket socket, std::size_t listener_index) {
+    boost::system::error_code ec;
+    socket.set_option(asio::ip::tcp::no_delay(true), ec);
+    auto session = std::make_unique<client_session>(w, std::move(socket), listener_index,
+                                                    w.snapshots().load());
+    auto* raw = session.get();
+    asio::co_spawn(
+        w.io(),
+        [](std::unique_ptr<client_session> s) -> awaitable<void> { co_await s->run(); }(
+            std::move(session)),
+        [&w, raw](std::exception_ptr e) {
+            if (!e) return;
+            w.counters().session_exceptions.fetch_add(1, std::memory_order_relaxed);
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& ex) {
+                spdlog::error("connection ended by an exception: {}", ex.what());
+            } catch (...) {
+                spdlog::error("connection ended by an unknown exception");
+            }
+            (void)raw;
+        });
+}
+
+client_session::client_session(worker& w, asio::ip::tcp::socket socket,
+                               std::size_t listener_index,
+                               std::shared_ptr<const runtime::snapshot> snap)
+    : worker_(w),
+      snap_(snap),
+      listener_(&snap->listeners[listener_index]),
+      listener_snap_(std::move(snap)),
+      stream_(std::move(socket), *listener_->tls),
+      buffer_(listener_snap_->head_limits.request_line + listener_snap_->head_limits.request_headers +
+              8192),
+      idle_timeout_(listener_snap_->timeouts.idle) {
+    boost::system::error_code ec;
+    const auto remote = stream_.lowest_layer().remote_endpoint(ec);
+    client_ip_ = ec ? std::string("unknown") : net::ip_string(remote.address());
+}
+
+void client_session::on_deadline() {
+    timed_out_ = true;
+    disarm();
+    boost::system::error_code ec;
+    stream_.lowest_layer().cancel(ec);
+    if (upstream_) upstream_->stream.lowest_layer().cancel(ec);
+}
+
+void client_session::close_idle() {
+    closed_by_drain_ = true;
+    boost::system::error_code ec;
+    stream_.lowest_layer().cancel(ec);
+}
+
+awaitable<void> client_session::run() {
+    worker_.enter(this);
+    struct leave_on_exit {
+        worker& w;
+        client_session* s;
+        ~leave_on_exit() { w.leave(s); }
+    } guard{worker_, this};
+
+    phase_ = phase::handshake;
+    arm(snap_->timeouts.tls_handshake);
+    auto [ec] = co_await stream_.async_handshake(asio::ssl::stream_base::server, use_tuple);
+    if (ec) {
+        spdlog::debug("TLS handshake with {} failed: {}", client_ip_, ec.message());
+        co_return;
+    }
+    tls_version_ = SSL_get_version(stream_.native_handle());
+    tls_cipher_ = SSL_get_cipher_name(stream_.native_handle());
+
+    bool first = true;
+    while (co_await serve_one(first)) first = false;
+    co_await shutdown();
+}
+
+// The request pipeline, top to bottom. Each phase either lets the request go on or ends
+// it with a reply or a close; the access log record is written whatever happened.
+awaitable<bool> client_session::serve_one(bool first) {
+    snap_ = worker_.snapshots().load();
+    exchange ex;
+
+    // Phase: read_head (scanner, Beast parser, validator).
+    http::head_scanner scanner(snap_->head_limits);
+    const auto scanned = co_await read_head(scanner, first, ex);
+    if (scanned.status == http::scan_status::incomplete) co_return false;  // closed or idle
+    if (scanned.status == http::scan_status::reject) {
+        ex.error = scanned.reason;
+        co_await reply(ex, scanned.http_status, true);
+        finish(ex);
+        co_return false;
+    }
+    const std::string_view head(static_cast<const char*>(buffer_.data().data()), scanned.head_size);
+    const auto parsed =
+        http::parse_request_head(head, snap_->head_limits, ex.parser, ex.info, ex.normalized_path);
+    buffer_.consume(scanned.head_size);
+    ex.bytes_in = scanned.head_size;
+    ex.head_parsed = ex.parser.is_header_done();
+    if (!parsed) {
+        ex.error = parsed.reason;
+        co_await reply(ex, parsed.http_status, true);
+        finish(ex);
+        co_return false;
+    }
+    worker_.counters().requests.fetch_add(1, std::memory_order_relaxed);
+    const bool has_body = ex.info.framing != http::body_framing::none;
+
+    // Phase: route (longest prefix of the normalized path; the body limit of that location).
+    ex.location = snap_->route(ex.normalized_path == "*" ? std::string_view("/") : ex.normalized_path);
+    if (ex.location == nullptr) {
+        ex.error = "no location";
+        co_await reply(ex, 404, has_body);
+        finish(ex);
+        co_return !has_body && ex.info.keep_alive && !worker_.draining();
+    }
+    if (ex.info.framing == http::body_framing::content_length &&
+        ex.info.content_length > ex.location->request_body) {
+        ex.error = "request body over limit";
+        co_await reply(ex, 413, true);
+        finish(ex);
+        co_return false;
+    }
+    idle_timeout_ = ex.location->idle;
+
+    // Phases: upstream peer, upstream request, forward, response policy.
+    const bool keep_alive = co_await forward(ex, *ex.location);
+    finish(ex);
+    co_return keep_alive;
+}
+
+awaitable<http::scan_result> client_session::read_head(http::head_scanner& scanner, bool first,
+                                                       exchange& ex) {
+    bool started = false;
+    while (true) {
+        if (buffer_.size() > 0) {
+            const std::string_view bytes(static_cast<const char*>(buffer_.data().data()),
+                                         buffer_.size());
+            auto r = scanner.scan(bytes);
+            if (r.status != http::scan_status::incomplete) co_return r;
+            if (!started) {
+                // The whole head must arrive within request_header of its first byte.
+                started = true;
+                ex.start = clock::now();
+                ex.wall = std::chrono::system_clock::now();
+                arm(snap_->timeouts.request_header);
+            }
+            phase_ = phase::read_head;
+        } else {
+            phase_ = phase::idle;
+            if (worker_.draining() && !first) co_return http::scan_result{};
+            arm(first ? snap_->timeouts.request_header : idle_timeout_);
+        }
+        if (buffer_.size() >= buffer_.max_size()) {
+            co_return http::scan_result{http::scan_status::reject, 0, 431, "head over buffer"};
+        }
+        const auto space = std::min<std::size_t>(16 * 1024, buffer_.max_size() - buffer_.size());
+        auto [ec, n] = co_await stream_.async_read_some(buffer_.prepare(space), use_tuple);
+        if (ec) {
+            if (timed_out_ && buffer_.size() > 0) {
+                timed_out_ = false;
+                co_return http::scan_result{http::scan_status::reject, 0, 408, "request head timeout"};
+            }
+            co_return http::scan_result{};
+        }
+        buffer_.commit(n);
+    }
+}
+
+awaitable<std::unique_ptr<upstream_connection>> client_session::connect_upstream(
+    const runtime::compiled_upstream& up, upstream_pool& pool, exchange& ex) {
+    const auto now = clock::now();
+    const std::size_t server = pool.pick_server(now);
+    const auto& target = up.servers[server];
+    ex.upstream = target.label;
+    auto conn = std::make_unique<upstream_connection>(worker_.io().get_executor(), *up.tls, server);
+    upstream_ = conn.get();
+    phase_ = phase::upstream_connect;
+    arm(snap_->timeouts.upstream_connect);
+    auto [ec] = co_await conn->stream.lowest_layer().async_connect(target.endpoint, use_tuple);
+    if (ec) {
+        upstream_ = nullptr;
+        if (!timed_out_) pool.mark_down(server, clock::now());
+        ex.error = "upstream connect " + target.label + ": " + (timed_out_ ? "timeout" : ec.message());
+        spdlog::warn("{}", ex.error);
+        co_return nullptr;
+    }
+    boost::system::error_code opt_ec;
+    conn->stream.lowest_layer().set_option(asio::ip::tcp::no_delay(true), opt_ec);
+    if (!tls::prepare_client_stream(conn->stream, up.server_name)) {
+        upstream_ = nullptr;
+        ex.error = "upstream server_name '" + up.server_name + "' refused by OpenSSL";
+        co_return nullptr;
+    }
+    auto [hec] = co_await conn->stream.async_handshake(asio::ssl::stream_base::client, use_tuple);
+    upstream_ = nullptr;
+    if (hec) {
+        ex.error = "upstream TLS " + target.label + ": " +
+                   (timed_out_ ? std::string("timeout") : tls::describe_handshake_failure(conn->stream, hec));
+        spdlog::warn("{}", ex.error);
+        co_return nullptr;
+    }
+    co_return conn;
+}
+
+awaitable<bool> client_session::forward(exchange& ex, const runtime::compiled_location& loc) {
+    const auto& up = snap_->upstreams[loc.upstream];
+    const auto pools = worker_.pools_for(snap_);
+    auto& pool = pools->pools[loc.upstream];
+    const auto& req = ex.parser.get();
+    const bool has_body = ex.info.framing != http::body_framing::none;
+    out_.clear();
+    http::build_upstream_request(req.base(), ex.info, client_ip_, out_);
+    const std::string request_head = out_;  // kept for a retry on a fresh connection
+
+    std::unique_ptr<upstream_connection> conn;
+    std::optional<http::response_parser> rp;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        conn = attempt == 0 ? pool.take(clock::now()) : nullptr;
+        const bool reused = conn != nullptr;
+        if (!conn) {
+            conn = co_await connect_upstream(up, pool, ex);
+            if (!conn) {
+                const bool timeout = std::exchange(timed_out_, false);
+                co_await reply(ex, timeout ? 504 : 502, has_body);
+                co_return !has_body && ex.info.keep_alive && !worker_.draining();
+            }
+        } else {
+            ex.upstream = up.servers[conn->server].label;
+        }
+        upstream_ = conn.get();
+        const auto t0 = clock::now();
+
+        phase_ = phase::upstream_write;
+        arm(snap_->timeouts.send);
+        auto [wec, wn] = co_await asio::async_write(conn->stream, asio::buffer(request_head), use_tuple);
+        if (wec) {
+            upstream_ = nullptr;
+            if (reused && !timed_out_) continue;  // the pooled connection was stale
+            ex.error = "upstream write: " + wec.message();
+            timed_out_ = false;
+            co_await reply(ex, 502, true);
+            co_return false;
+        }
+
+        if (has_body) {
+            if (ex.info.expect_continue) {
+                phase_ = phase::reply;
+                arm(snap_->timeouts.send);
+                static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
+                auto [cec, cn] = co_await asio::async_write(stream_, asio::buffer(cont), use_tuple);
+                if (cec) {
+                    upstream_ = nullptr;
+                    co_return false;
+                }
+            }
+            phase_ = phase::read_body;
+            const auto r = co_await relay_body(ex.parser, stream_, buffer_, loc.idle, conn->stream,
+                                               ex.info.framing == http::body_framing::chunked,
+                                               loc.request_body);
+            ex.bytes_in += r.bytes;
+            if (r.status != relay_status::ok) {
+                upstream_ = nullptr;
+                timed_out_ = false;
+                if (r.status == relay_status::too_large) {
+                    ex.error = "request body over limit";
+                    co_await reply(ex, 413, true);
+                } else if (r.status == relay_status::write_failed) {
+                    ex.error = "upstream write failed during the request body";
+                    co_await reply(ex, 502, true);
+                } else {
+                    ex.error = "client request body read failed";
+                }
+                co_return false;
+            }
+        }
+
+        phase_ = phase::upstream_response;
+        arm(loc.upstream_response);
+        rp.emplace();
+        rp->header_limit(upstream_header_limit);
+        rp->body_limit(boost::none);
+        if (req.method() == bhttp::verb::head) rp->skip(true);
+        auto [rec, rn] = co_await bhttp::async_read_header(conn->stream, conn->buffer, *rp, use_tuple);
+        // Interim 1xx responses (other than 101, which cannot happen without Upgrade) are
+        // consumed here: mailgate answered any 100-continue itself.
+        while (!rec && rp->get().result_int() >= 100 && rp->get().result_int() < 200 &&
+               rp->get().result_int() != 101) {
+            rp.emplace();
+            rp->header_limit(upstream_header_limit);
+            rp->body_limit(boost::none);
+            if (req.method() == bhttp::verb::head) rp->skip(true);
+            std::tie(rec, rn) = co_await bhttp::async_read_header(conn->stream, conn->buffer, *rp, use_tuple);
+        }
+        if (rec || rp->get().result_int() == 101) {
+            upstream_ = nullptr;
+            const bool timeout = std::exchange(timed_out_, false);
+            const bool nothing_came = rn == 0 && conn->buffer.size() == 0;
+            if (reused && !timeout && !has_body && nothing_came && idempotent(req.method())) continue;
+            ex.error = timeout ? "upstream response timeout"
+                               : "upstream response: " + (rec ? rec.message() : std::string("101 refused"));
+            spdlog::warn("{} ({})", ex.error, ex.upstream);
+            co_await reply(ex, timeout ? 504 : 502, true);
+            co_return false;
+        }
+        ex.upstream_ms = ms_since(t0);
+        conn->requests++;
+        break;
+    }
+    if (!rp) {
+        co_await reply(ex, 502, true);
+        co_return false;
+    }
+
+    bool reusable = false;
+    const bool keep_alive = co_await relay_response(ex, loc, *conn, *rp, reusable);
+    upstream_ = nullptr;
+    if (reusable) pool.give_back(std::move(conn), clock::now());
+    co_return keep_alive;
+}
+
+awaitable<bool> client_session::relay_response(exchange& ex, const runtime::compiled_location& loc,
+                                               upstream_connection& conn, http::response_parser& rp,
+                                               bool& upstream_reusable) {
+    const auto& res = rp.get();
+    const auto status = res.result_int();
+    const auto method = ex.parser.get().method();
+    using http::response_framing;
+    response_framing framing;
+    std::uint64_t length = 0;
+    if (no_response_body(method, status)) {
+        framing = response_framing::none;
+    } else if (rp.chunked()) {
+        framing = response_framing::chunked;
+    } else if (rp.content_length()) {
+        framing = response_framing::content_length;
+        length = *rp.content_length();
+    } else {
+        framing = ex.parser.get().version() >= 11 ? response_framing::chunked : response_framing::close;
+    }
+    const bool keep_alive = ex.info.keep_alive && !worker_.draining() && framing != response_framing::close;
+
+    out_.clear();
+    http::build_client_response(res.base(), listener_->headers, framing, length, keep_alive, out_);
+    ex.status = static_cast<int>(status);
+    phase_ = phase::relay_response;
+    arm(snap_->timeouts.send);
+    auto [wec, wn] = co_await asio::async_write(stream_, asio::buffer(out_), use_tuple);
+    ex.bytes_out += wn;
+    if (wec) {
+        ex.error = "client write failed";
+        co_return false;
+    }
+    if (framing == response_framing::none) {
+        upstream_reusable = rp.is_done() && rp.keep_alive() && conn.buffer.size() == 0;
+        co_return keep_alive;
+    }
+    const auto r = co_await relay_body(rp, conn.stream, conn.buffer, loc.upstream_response, stream_,
+                                       framing == response_framing::chunked,
+                                       std::numeric_limits<std::uint64_t>::max());
+    ex.bytes_out += r.bytes;
+    if (r.status != relay_status::ok) {
+        timed_out_ = false;
+        ex.error = r.status == relay_status::read_failed ? "upstream failed during the response body"
+                                                         : "client write failed";
+        co_return false;  // the client sees the connection close: the body is incomplete
+    }
+    upstream_reusable = rp.keep_alive() && conn.buffer.size() == 0;
+    co_return keep_alive;
+}
+
+template <class Parser, class Source, class Sink>
+awaitable<client_session::relay_result> client_session::relay_body(
+    Parser& parser, Source& source, beast::flat_buffer& source_buffer, clock::duration read_timeout,
+    Sink& sink, bool chunked, std::uint64_t limit) {
+    relay_result result;
+    if (!relay_buffer_) relay_buffer_ = std::make_unique<char[]>(relay_buffer_size);
+    char* const data = relay_buffer_.get() + chunk_head_room;
+    while (!parser.is_done()) {
+        auto& body = parser.get().body();
+        body.data = data;
+        body.size = relay_chunk;
+        arm(read_timeout);
+        auto [ec, n] = co_await bhttp::async_read_some(source, source_buffer, parser, use_tuple);
+        if (ec == bhttp::error::need_buffer) ec = {};
+        if (ec) {
+            result.status = relay_status::read_failed;
+            co_return result;
+        }
+        const std::size_t got = relay_chunk - body.size;
+        if (got == 0) continue;
+        if (result.bytes + got > limit) {
+            result.status = relay_status::too_large;
+            co_return result;
+        }
+        const char* start = chunked ? frame_chunk(data, got) : data;
+        const std::size_t len = chunked ? static_cast<std::size_t>(data + got + 2 - start) : got;
+        arm(snap_->timeouts.send);
+        auto [wec, wn] = co_await asio::async_write(sink, asio::buffer(start, len), use_tuple);
+        if (wec) {
+            result.status = relay_status::write_failed;
+            co_return result;
+        }
+        result.bytes += got;
+    }
+    if (chunked) {
+        // Trailers were parsed and dropped: they never reach the other side.
+        static constexpr std::string_view last_chunk = "0\r\n\r\n";
+        arm(snap_->timeouts.send);
+        auto [wec, wn] = co_await asio::async_write(sink, asio::buffer(last_chunk), use_tuple);
+        if (wec) result.status = relay_status::write_failed;
+    }
+    co_return result;
+}
+
+awaitable<void> client_session::reply(exchange& ex, int status, bool close) {
+    out_.clear();
+    http::build_error_reply(status, listener_->headers, close, out_);
+    ex.status = status;
+    phase_ = phase::reply;
+    arm(snap_->timeouts.send);
+    auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(out_), use_tuple);
+    ex.bytes_out += n;
+}
+
+awaitable<void> client_session::shutdown() {
+    phase_ = phase::closing;
+    arm(shutdown_timeout);
+    co_await stream_.async_shutdown(use_tuple);
+    disarm();
+    boost::system::error_code ignored;
+    stream_.lowest_layer().close(ignored);
+}
+
+void client_session::finish(exchange& ex) {
+    disarm();
+    const auto& log = worker_.access_log();
+    if (!log.enabled()) return;
+    const auto& req = ex.parser.get();
+    observe::access_record r;
+    r.time = ex.wall;
+    r.client = client_ip_;
+    r.listener = listener_->name;
+    if (ex.head_parsed) {
+        r.method = req.method_string();
+        r.target = req.target();
+        if (auto it = req.find(bhttp::field::user_agent); it != req.end()) r.user_agent = it->value();
+    }
+    r.status = ex.status;
+    r.bytes_in = ex.bytes_in;
+    r.bytes_out = ex.bytes_out;
+    r.duration_ms = ms_since(ex.start);
+    r.upstream = ex.upstream;
+    r.upstream_ms = ex.upstream_ms;
+    r.tls_version = tls_version_;
+    r.tls_cipher = tls_cipher_;
+    r.rule = ex.rule;
+    r.error = ex.error;
+    log.write(r);
+}
+
+}  // namespace mailgate::proxy

@@ -1,0 +1,104 @@
+#pragma once
+// One client connection: TLS handshake, then requests one after another (pipelined ones
+// are answered in order), each run through the phases in serve_one(). Owned by its
+// coroutine; the worker knows it only to apply deadlines and to drain.
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+
+#include "proxy/exchange.hpp"
+#include "proxy/upstream_pool.hpp"
+#include "runtime/snapshot.hpp"
+
+namespace mailgate::proxy {
+
+class worker;
+
+// Spawns the session coroutine on the worker's io_context.
+void start_session(worker& w, boost::asio::ip::tcp::socket socket, std::size_t listener_index);
+
+class client_session {
+public:
+    client_session(worker& w, boost::asio::ip::tcp::socket socket, std::size_t listener_index,
+                   std::shared_ptr<const runtime::snapshot> snap);
+    client_session(const client_session&) = delete;
+    client_session& operator=(const client_session&) = delete;
+
+    boost::asio::awaitable<void> run();
+
+    // For the worker's deadline tick and drain.
+    clock::time_point deadline() const { return deadline_; }
+    void on_deadline();
+    bool waiting_for_request() const { return phase_ == phase::idle; }
+    void close_idle();
+
+private:
+    enum class phase {
+        handshake,
+        idle,               // keep-alive: waiting for the first byte of a request
+        read_head,
+        read_body,
+        upstream_connect,
+        upstream_write,
+        upstream_response,  // waiting for the upstream's response head
+        relay_response,
+        reply,
+        closing,
+    };
+    enum class relay_status { ok, read_failed, write_failed, too_large };
+    struct relay_result {
+        relay_status status = relay_status::ok;
+        std::uint64_t bytes = 0;
+    };
+
+    using tls_stream = boost::asio::ssl::stream<boost::asio::ip::tcp::socket>;
+
+    boost::asio::awaitable<bool> serve_one(bool first);
+    boost::asio::awaitable<http::scan_result> read_head(http::head_scanner& scanner, bool first,
+                                                        exchange& ex);
+    boost::asio::awaitable<bool> forward(exchange& ex, const runtime::compiled_location& loc);
+    boost::asio::awaitable<std::unique_ptr<upstream_connection>> connect_upstream(
+        const runtime::compiled_upstream& up, upstream_pool& pool, exchange& ex);
+    boost::asio::awaitable<bool> relay_response(exchange& ex, const runtime::compiled_location& loc,
+                                                upstream_connection& conn, http::response_parser& rp,
+                                                bool& upstream_reusable);
+    template <class Parser, class Source, class Sink>
+    boost::asio::awaitable<relay_result> relay_body(Parser& parser, Source& source,
+                                                    boost::beast::flat_buffer& source_buffer,
+                                                    clock::duration read_timeout, Sink& sink,
+                                                    bool chunked, std::uint64_t limit);
+    boost::asio::awaitable<void> reply(exchange& ex, int status, bool close);
+    boost::asio::awaitable<void> shutdown();
+    void finish(exchange& ex);
+
+    void arm(clock::duration d) { deadline_ = clock::now() + d; }
+    void arm_at(clock::time_point t) { deadline_ = t; }
+    void disarm() { deadline_ = clock::time_point::max(); }
+
+    worker& worker_;
+    std::shared_ptr<const runtime::snapshot> snap_;  // the current request's snapshot
+    const runtime::compiled_listener* listener_;     // from the connection's first snapshot
+    std::shared_ptr<const runtime::snapshot> listener_snap_;
+    tls_stream stream_;
+    boost::beast::flat_buffer buffer_;
+    std::string client_ip_;
+    std::string out_;  // heads being written
+    std::unique_ptr<char[]> relay_buffer_;
+    upstream_connection* upstream_ = nullptr;  // while one is in use, for deadline cancel
+    clock::duration idle_timeout_;
+    clock::time_point deadline_ = clock::time_point::max();
+    phase phase_ = phase::handshake;
+    bool timed_out_ = false;
+    bool closed_by_drain_ = false;
+    const char* tls_version_ = "";
+    const char* tls_cipher_ = "";
+};
+
+}  // namespace mailgate::proxy

@@ -1,0 +1,39 @@
+#pragma once
+// The per-request context (Pingora's CTX): what the phases learned and decided, and
+// what the access log record is made of.
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/parser.hpp>
+
+#include "http/request_head.hpp"
+#include "runtime/snapshot.hpp"
+
+namespace mailgate::http {
+using response_parser = boost::beast::http::response_parser<boost::beast::http::buffer_body>;
+}
+
+namespace mailgate::proxy {
+
+struct exchange {
+    std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+    std::chrono::system_clock::time_point wall = std::chrono::system_clock::now();
+    http::request_parser parser;
+    http::request_info info;
+    std::string normalized_path;
+    bool head_parsed = false;
+    const runtime::compiled_location* location = nullptr;
+
+    int status = 0;  // what the client was answered, 0 = nothing
+    std::uint64_t bytes_in = 0;
+    std::uint64_t bytes_out = 0;
+    std::string upstream;  // server label
+    double upstream_ms = -1;
+    std::string_view rule;
+    std::string error;  // why mailgate answered or closed
+};
+
+}  // namespace mailgate::proxy

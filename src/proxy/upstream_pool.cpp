@@ -1,0 +1,59 @@
+#include "proxy/upstream_pool.hpp"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+
+namespace mailgate::proxy {
+
+namespace {
+
+// An idle upstream connection must have nothing to read: EOF means the server closed
+// it, and bytes (a TLS alert, a stray response) mean it cannot carry a new request.
+bool still_open(upstream_connection& c) {
+    char byte;
+    const auto n = ::recv(c.stream.lowest_layer().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+}  // namespace
+
+std::unique_ptr<upstream_connection> upstream_pool::take(clock::time_point now) {
+    while (!idle_.empty()) {
+        auto c = std::move(idle_.back());
+        idle_.pop_back();
+        if (now - c->idle_since < upstream_->idle_timeout && still_open(*c)) return c;
+    }
+    return nullptr;
+}
+
+void upstream_pool::give_back(std::unique_ptr<upstream_connection> c, clock::time_point now) {
+    if (idle_.size() >= upstream_->max_idle) return;
+    c->idle_since = now;
+    idle_.push_back(std::move(c));
+}
+
+void upstream_pool::sweep(clock::time_point now) {
+    std::erase_if(idle_, [&](const auto& c) { return now - c->idle_since >= upstream_->idle_timeout; });
+}
+
+std::size_t upstream_pool::pick_server(clock::time_point now) {
+    const std::size_t n = down_until_.size();
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::size_t s = (next_ + i) % n;
+        if (down_until_[s] <= now) {
+            next_ = (s + 1) % n;
+            return s;
+        }
+    }
+    // Every server is backing off: try the next one anyway rather than fail outright.
+    const std::size_t s = next_;
+    next_ = (next_ + 1) % n;
+    return s;
+}
+
+void upstream_pool::mark_down(std::size_t server, clock::time_point now) {
+    down_until_[server] = now + backoff;
+}
+
+}  // namespace mailgate::proxy

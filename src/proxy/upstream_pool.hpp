@@ -1,0 +1,57 @@
+#pragma once
+// Per-worker keep-alive pool of TLS connections to one upstream, and the round-robin
+// choice among its servers with a short back-off for a server that refused us.
+// Owned by one worker thread: no locks.
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+
+#include "runtime/snapshot.hpp"
+
+namespace mailgate::proxy {
+
+using clock = std::chrono::steady_clock;
+
+struct upstream_connection {
+    upstream_connection(boost::asio::any_io_executor ex, boost::asio::ssl::context& ctx,
+                        std::size_t server_index)
+        : stream(ex, ctx), server(server_index) {}
+
+    boost::asio::ssl::stream<boost::asio::ip::tcp::socket> stream;
+    boost::beast::flat_buffer buffer;  // bytes read past a response; empty when pooled
+    std::size_t server;
+    clock::time_point idle_since{};
+    std::uint32_t requests = 0;
+};
+
+class upstream_pool {
+public:
+    explicit upstream_pool(const runtime::compiled_upstream& u) : upstream_(&u), down_until_(u.servers.size()) {}
+
+    // The most recently used idle connection still open; nullptr when none.
+    std::unique_ptr<upstream_connection> take(clock::time_point now);
+    // Keeps `c` for reuse unless the pool is full.
+    void give_back(std::unique_ptr<upstream_connection> c, clock::time_point now);
+    // Closes connections idle for longer than the upstream's idle_timeout.
+    void sweep(clock::time_point now);
+
+    // Round robin over the servers, skipping those in back-off while any is not.
+    std::size_t pick_server(clock::time_point now);
+    void mark_down(std::size_t server, clock::time_point now);
+
+    std::size_t idle_count() const { return idle_.size(); }
+
+private:
+    static constexpr std::chrono::seconds backoff{5};
+    const runtime::compiled_upstream* upstream_;
+    std::vector<std::unique_ptr<upstream_connection>> idle_;  // back = most recent
+    std::vector<clock::time_point> down_until_;
+    std::size_t next_ = 0;
+};
+
+}  // namespace mailgate::proxy

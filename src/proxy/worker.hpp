@@ -1,0 +1,80 @@
+#pragma once
+// One worker: an io_context on its own thread, its listening sockets, upstream pools and
+// counters. Nothing here is shared with another worker except the snapshot holder.
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <unordered_set>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "observe/access_log.hpp"
+#include "proxy/upstream_pool.hpp"
+#include "runtime/snapshot.hpp"
+
+namespace mailgate::proxy {
+
+class client_session;
+
+struct upstream_pools {
+    std::shared_ptr<const runtime::snapshot> snapshot;
+    std::vector<upstream_pool> pools;  // indexed like snapshot->upstreams
+};
+
+struct worker_counters {
+    std::atomic<std::uint64_t> connections{0};
+    std::atomic<std::uint64_t> requests{0};
+    std::atomic<std::uint64_t> session_exceptions{0};
+};
+
+class worker {
+public:
+    worker(unsigned id, runtime::snapshot_holder& snapshots,
+           std::shared_ptr<const observe::access_log> access_log);
+
+    // Startup (main thread, before run): one listening socket per listener address.
+    void add_listener(boost::asio::ip::tcp::acceptor acceptor, std::size_t listener_index);
+    // The worker thread's body: accept loops, the deadline tick, until stopped.
+    void run();
+
+    // Thread-safe: posted into the worker. Stop accepting, close idle keep-alive
+    // connections, let in-flight requests finish and close their connections after.
+    void begin_drain();
+    // Thread-safe: ends run() now.
+    void stop() { io_.stop(); }
+    std::size_t active_sessions() const { return active_.load(std::memory_order_relaxed); }
+
+    // Used by sessions (worker thread only).
+    boost::asio::io_context& io() { return io_; }
+    const runtime::snapshot_holder& snapshots() const { return snapshots_; }
+    const observe::access_log& access_log() const { return *access_log_; }
+    // The pools for `snap`'s upstreams. A session holds the returned pointer for its whole
+    // exchange, so a reload never pulls a pool from under a request in flight.
+    std::shared_ptr<upstream_pools> pools_for(const std::shared_ptr<const runtime::snapshot>& snap);
+    bool draining() const { return draining_; }
+    void enter(client_session* s);
+    void leave(client_session* s);
+    worker_counters& counters() { return counters_; }
+    unsigned id() const { return id_; }
+
+private:
+    void accept_loop(std::size_t acceptor_index);
+    void schedule_tick();
+
+    unsigned id_;
+    boost::asio::io_context io_{1};
+    runtime::snapshot_holder& snapshots_;
+    std::shared_ptr<const observe::access_log> access_log_;
+    std::vector<std::pair<boost::asio::ip::tcp::acceptor, std::size_t>> acceptors_;
+    boost::asio::steady_timer tick_{io_};
+    std::shared_ptr<upstream_pools> pools_;  // of the newest snapshot seen
+    std::unordered_set<client_session*> sessions_;
+    std::atomic<std::size_t> active_{0};
+    bool draining_ = false;
+    worker_counters counters_;
+};
+
+}  // namespace mailgate::proxy

@@ -1,0 +1,143 @@
+#include "runtime/snapshot.hpp"
+
+#include <algorithm>
+#include <thread>
+
+#include "http/path_normalizer.hpp"
+#include "net/address.hpp"
+#include "tls/client_context.hpp"
+#include "tls/server_context.hpp"
+
+namespace mailgate::runtime {
+
+const compiled_location* snapshot::route(std::string_view path) const {
+    for (const auto& loc : locations) {
+        const std::string_view p = loc.prefix;
+        if (!path.starts_with(p)) continue;
+        if (p.size() == 1 || path.size() == p.size() || path[p.size()] == '/') return &loc;
+    }
+    return nullptr;
+}
+
+namespace {
+
+std::string hsts_line(const config::hsts_settings& h) {
+    if (h.max_age.count() == 0) return {};
+    const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(h.max_age).count();
+    std::string line = "Strict-Transport-Security: max-age=" + std::to_string(seconds);
+    if (h.include_subdomains) line += "; includeSubDomains";
+    return line + "\r\n";
+}
+
+http::header_policy compile_header_policy(const config::header_policy_section& cfg) {
+    http::header_policy out;
+    for (const auto& name : cfg.remove) {
+        std::string lower = name;
+        std::transform(lower.begin(), lower.end(), lower.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        out.remove.push_back(std::move(lower));
+    }
+    out.add = cfg.add;
+    return out;
+}
+
+void compile_listeners(const config::root& cfg, snapshot& s, config::diagnostics& diags) {
+    const auto policy = compile_header_policy(cfg.headers);
+    for (const auto& l : cfg.listeners) {
+        compiled_listener out;
+        out.name = l.name;
+        out.headers = policy;
+        out.headers.hsts = hsts_line(l.tls.hsts);
+        for (const auto& a : l.addresses) {
+            const auto hp = net::split_host_port(a);
+            std::string error;
+            auto eps = hp ? net::resolve(*hp, error) : decltype(net::resolve(*hp, error)){};
+            if (!hp || eps.empty()) {
+                diags.error(l.address_mark,
+                            "invalid listen address '" + a + "'" + (error.empty() ? "" : ": " + error));
+                continue;
+            }
+            out.endpoints.push_back(eps.front());
+        }
+        out.tls = tls::make_server_context(l.tls, diags);
+        s.listeners.push_back(std::move(out));
+    }
+}
+
+void compile_upstreams(const config::root& cfg, snapshot& s, config::diagnostics& diags) {
+    for (const auto& u : cfg.upstreams) {
+        compiled_upstream out;
+        out.name = u.name;
+        out.max_idle = u.pool.max_idle;
+        out.idle_timeout = u.pool.idle_timeout;
+        for (const auto& server : u.servers) {
+            const auto hp = net::split_host_port(server);
+            std::string error;
+            if (!hp) {
+                diags.error(u.servers_mark, "invalid server address '" + server + "'");
+                continue;
+            }
+            const auto eps = net::resolve(*hp, error);
+            if (eps.empty()) {
+                diags.error(u.servers_mark, error);
+                continue;
+            }
+            if (out.server_name.empty()) out.server_name = hp->host;
+            for (const auto& ep : eps) out.servers.push_back({server, ep});
+        }
+        if (u.tls.server_name) out.server_name = *u.tls.server_name;
+        out.tls = tls::make_client_context(u.tls, diags);
+        s.upstreams.push_back(std::move(out));
+    }
+}
+
+void compile_locations(const config::root& cfg, snapshot& s, config::diagnostics& diags) {
+    for (const auto& l : cfg.locations) {
+        compiled_location out;
+        auto norm = http::normalize_path(l.path);
+        if (!norm.ok) {
+            diags.error(l.mark, "location path '" + l.path + "' is not a normalized path: " +
+                                    std::string(norm.reason));
+            continue;
+        }
+        out.prefix = std::move(norm.path);
+        while (out.prefix.size() > 1 && out.prefix.back() == '/') out.prefix.pop_back();
+        const auto it = std::find_if(cfg.upstreams.begin(), cfg.upstreams.end(),
+                                     [&](const auto& u) { return u.name == l.upstream; });
+        if (it == cfg.upstreams.end()) {
+            diags.error(l.upstream_mark, "unknown upstream '" + l.upstream + "'");
+            continue;
+        }
+        out.upstream = static_cast<std::size_t>(it - cfg.upstreams.begin());
+        out.idle = l.timeouts.idle.value_or(cfg.timeouts.idle);
+        out.upstream_response = l.timeouts.upstream_response.value_or(cfg.timeouts.upstream_response);
+        out.request_body = l.request_body.value_or(cfg.limits.request_body);
+        s.request_body_ceiling = std::max(s.request_body_ceiling, out.request_body);
+        s.locations.push_back(std::move(out));
+    }
+    std::stable_sort(s.locations.begin(), s.locations.end(),
+                     [](const auto& a, const auto& b) { return a.prefix.size() > b.prefix.size(); });
+}
+
+}  // namespace
+
+std::shared_ptr<const snapshot> build_snapshot(const config::root& cfg,
+                                               config::diagnostics& diags) {
+    auto s = std::make_shared<snapshot>();
+    s->workers = cfg.server.workers != 0 ? cfg.server.workers
+                                         : std::max(1u, std::thread::hardware_concurrency());
+    s->drain_timeout = cfg.server.drain_timeout;
+    s->user = cfg.server.user;
+    s->access_log = cfg.log.access;
+    s->log_level = cfg.log.level;
+    s->head_limits = {cfg.limits.request_line, cfg.limits.request_headers, cfg.limits.header_count};
+    s->timeouts = {cfg.timeouts.tls_handshake, cfg.timeouts.request_header, cfg.timeouts.idle,
+                   cfg.timeouts.upstream_connect, cfg.timeouts.send};
+    compile_listeners(cfg, *s, diags);
+    compile_upstreams(cfg, *s, diags);
+    compile_locations(cfg, *s, diags);
+    if (diags.has_errors()) return nullptr;
+    return s;
+}
+
+}  // namespace mailgate::runtime

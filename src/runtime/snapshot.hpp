@@ -1,0 +1,93 @@
+#pragma once
+// The compiled, immutable configuration. Built once per load (off the request path) by
+// each module's compile step; workers read it through snapshot_holder, and a request
+// keeps the snapshot it started with until it ends.
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+
+#include "config/diagnostics.hpp"
+#include "config/schema.hpp"
+#include "http/head_scanner.hpp"
+#include "http/header_policy.hpp"
+
+namespace mailgate::runtime {
+
+using duration = std::chrono::milliseconds;
+
+struct compiled_listener {
+    std::string name;
+    std::vector<boost::asio::ip::tcp::endpoint> endpoints;
+    std::shared_ptr<boost::asio::ssl::context> tls;
+    http::header_policy headers;  // the global policy with this listener's HSTS
+};
+
+struct upstream_server {
+    std::string label;  // as configured, for logs
+    boost::asio::ip::tcp::endpoint endpoint;
+};
+
+struct compiled_upstream {
+    std::string name;
+    std::vector<upstream_server> servers;
+    std::shared_ptr<boost::asio::ssl::context> tls;
+    std::string server_name;  // SNI and verified name
+    unsigned max_idle = 64;
+    duration idle_timeout{};
+};
+
+struct compiled_location {
+    std::string prefix;  // normalized (lower case, no trailing slash except "/")
+    std::size_t upstream = 0;
+    duration idle{};
+    duration upstream_response{};
+    std::uint64_t request_body = 0;
+};
+
+struct timeout_set {
+    duration tls_handshake{}, request_header{}, idle{}, upstream_connect{}, send{};
+};
+
+struct snapshot {
+    std::vector<compiled_listener> listeners;
+    std::vector<compiled_upstream> upstreams;
+    std::vector<compiled_location> locations;  // longest prefix first
+    http::head_limits head_limits;
+    std::uint64_t request_body_ceiling = 0;    // largest request_body of any location
+    timeout_set timeouts;
+    duration drain_timeout{};
+    unsigned workers = 1;
+    std::optional<std::string> user;  // drop privileges to this user after binding
+    std::string access_log;  // "stdout" | "off" | path
+    config::log_level log_level = config::log_level::info;
+
+    // Longest prefix on a path segment boundary: "/owa" serves "/owa" and "/owa/x" but not
+    // "/owax" (as an IIS application would). nullptr when nothing matches.
+    const compiled_location* route(std::string_view normalized_path) const;
+};
+
+// Compiles a loaded configuration. Returns nullptr when `diags` gained errors.
+std::shared_ptr<const snapshot> build_snapshot(const config::root& cfg,
+                                               config::diagnostics& diags);
+
+// The current snapshot, swapped atomically on reload.
+class snapshot_holder {
+public:
+    std::shared_ptr<const snapshot> load() const { return current_.load(std::memory_order_acquire); }
+    void store(std::shared_ptr<const snapshot> s) {
+        current_.store(std::move(s), std::memory_order_release);
+    }
+
+private:
+    std::atomic<std::shared_ptr<const snapshot>> current_;
+};
+
+}  // namespace mailgate::runtime

@@ -1,0 +1,58 @@
+#include "tls/client_context.hpp"
+
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <boost/asio/ip/address.hpp>
+
+#include "tls/server_context.hpp"
+
+namespace mailgate::tls {
+namespace ssl = boost::asio::ssl;
+
+std::shared_ptr<ssl::context> make_client_context(const config::upstream_tls& cfg,
+                                                  config::diagnostics& diags) {
+    auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
+    SSL_CTX* native = ctx->native_handle();
+    ERR_clear_error();
+    SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
+    SSL_CTX_set_options(native, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    SSL_CTX_set_mode(native, SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_verify(native, SSL_VERIFY_PEER, nullptr);
+    const int loaded = cfg.ca ? SSL_CTX_load_verify_locations(native, cfg.ca->c_str(), nullptr)
+                              : SSL_CTX_set_default_verify_paths(native);
+    if (loaded != 1) {
+        diags.error(cfg.ca_mark, "cannot load CA bundle" + (cfg.ca ? " '" + *cfg.ca + "'" : "") +
+                                     ": " + openssl_errors());
+        return nullptr;
+    }
+    return ctx;
+}
+
+bool prepare_client_stream(ssl::stream<boost::asio::ip::tcp::socket>& stream,
+                           const std::string& server_name) {
+    SSL* s = stream.native_handle();
+    boost::system::error_code ec;
+    const auto ip = boost::asio::ip::make_address(server_name, ec);
+    X509_VERIFY_PARAM* param = SSL_get0_param(s);
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    if (!ec) {
+        // An IP address is verified against iPAddress SANs and is never sent as SNI.
+        return X509_VERIFY_PARAM_set1_ip_asc(param, server_name.c_str()) == 1;
+    }
+    (void)ip;
+    return SSL_set_tlsext_host_name(s, server_name.c_str()) == 1 &&
+           SSL_set1_host(s, server_name.c_str()) == 1;
+}
+
+std::string describe_handshake_failure(ssl::stream<boost::asio::ip::tcp::socket>& stream,
+                                       const boost::system::error_code& ec) {
+    const long verify = SSL_get_verify_result(stream.native_handle());
+    if (verify != X509_V_OK) {
+        return std::string("certificate verify failed: ") +
+               X509_verify_cert_error_string(verify);
+    }
+    return ec.message();
+}
+
+}  // namespace mailgate::tls
