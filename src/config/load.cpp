@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -10,7 +11,6 @@
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
-#include <iterator>
 #include <set>
 #include <sstream>
 #include <system_error>
@@ -295,9 +295,8 @@ std::string location_path_problem(std::string_view p) {
 // HSTS (configured per listener under tls.hsts).
 bool is_managed_header(std::string_view name) {
     static const std::set<std::string, std::less<>> managed{
-        "connection", "content-length", "keep-alive",       "proxy-connection",
-        "te",         "trailer",        "transfer-encoding", "upgrade",
-        "strict-transport-security"};
+        "connection", "content-length",    "keep-alive", "proxy-connection",         "te",
+        "trailer",    "transfer-encoding", "upgrade",    "strict-transport-security"};
     return managed.contains(lower(name));
 }
 
@@ -327,7 +326,8 @@ std::string writable_problem(const std::string& path) {
         return error_text(errno);
     }
     if (!S_ISDIR(st.st_mode)) return quote(dir) + " is not a directory";
-    if (::access(dir.c_str(), W_OK | X_OK) != 0) return "directory " + quote(dir) + " is not writable";
+    if (::access(dir.c_str(), W_OK | X_OK) != 0)
+        return "directory " + quote(dir) + " is not writable";
     return {};
 }
 
@@ -368,13 +368,12 @@ struct upstream_reference {
 };
 
 class loader {
-public:
-    loader(diagnostics& diags, fs::path base_dir)
-        : diags_(diags), base_dir_(std::move(base_dir)) {}
+   public:
+    loader(diagnostics& diags, fs::path base_dir) : diags_(diags), base_dir_(std::move(base_dir)) {}
 
     void load(const YAML::Node& doc, root& out);
 
-private:
+   private:
     void error(source_mark m, std::string message) { diags_.error(m, std::move(message)); }
     void warning(source_mark m, std::string message) { diags_.warning(m, std::move(message)); }
 
@@ -421,10 +420,13 @@ private:
     fs::path base_dir_;
 
     // Cross-references and uniqueness, checked once everything is read.
-    std::unordered_map<std::string, int> listener_names_;    // name -> line
-    std::unordered_map<std::string, std::pair<std::string, int>> listen_addresses_;  // -> listener, line
-    std::unordered_map<std::string, int> upstream_names_;    // name -> line
-    std::unordered_map<std::string, std::pair<std::string, int>> location_paths_;  // lower -> path, line
+    using line_number = int;
+    std::unordered_map<std::string, line_number> listener_names_;
+    // canonical address -> (listener name, line)
+    std::unordered_map<std::string, std::pair<std::string, line_number>> listen_addresses_;
+    std::unordered_map<std::string, line_number> upstream_names_;
+    // lower-case path -> (path as written, line)
+    std::unordered_map<std::string, std::pair<std::string, line_number>> location_paths_;
     std::vector<upstream_reference> upstream_references_;
     // Whether every upstream's name is known, so that a reference to another name is
     // certainly wrong rather than a consequence of an error already reported.
@@ -437,7 +439,7 @@ std::optional<section> loader::open(const value_ref& v,
     section s;
     s.mark = v.mark;
     for (auto it = v.node.begin(); it != v.node.end(); ++it) {
-        const YAML::Node& key = it->first;
+        const YAML::Node key = it->first;
         if (!key.IsScalar()) {
             error(mark_of(key), "keys must be strings, got " + std::string(kind_of(key)));
             continue;
@@ -484,8 +486,8 @@ std::optional<std::vector<value_ref>> loader::items(const value_ref& v) {
 
 std::optional<std::string> loader::string(const value_ref& v, std::string_view noun) {
     if (v.node.IsScalar()) return v.node.Scalar();
-    error(v.mark, v.what + " must be " + std::string(noun) + ", got " +
-                      std::string(kind_of(v.node)));
+    error(v.mark,
+          v.what + " must be " + std::string(noun) + ", got " + std::string(kind_of(v.node)));
     return std::nullopt;
 }
 
@@ -567,8 +569,8 @@ std::optional<E> loader::choice(const value_ref& v,
         expected += word;
         ++i;
     }
-    error(v.mark, "invalid value " + quote(*text) + " for " + v.what + " (expected " + expected +
-                      ")");
+    error(v.mark,
+          "invalid value " + quote(*text) + " for " + v.what + " (expected " + expected + ")");
     return std::nullopt;
 }
 
@@ -598,9 +600,9 @@ std::optional<std::string> loader::readable_file(const value_ref& v, std::string
 }
 
 void loader::load(const YAML::Node& doc, root& out) {
-    auto top = open({doc, "the configuration", mark_of(doc)},
-                    {"server", "log", "listeners", "upstreams", "headers", "limits", "timeouts",
-                     "locations"});
+    auto top = open(
+        {doc, "the configuration", mark_of(doc)},
+        {"server", "log", "listeners", "upstreams", "headers", "limits", "timeouts", "locations"});
     if (!top) return;
     if (auto f = top->get("server")) read_server(f->value, out.server);
     if (auto f = top->get("log")) read_log(f->value, out.log);
@@ -619,7 +621,8 @@ void loader::load(const YAML::Node& doc, root& out) {
         std::sort(known.begin(), known.end());
         for (const auto& ref : upstream_references_) {
             if (!upstream_names_.contains(ref.name)) {
-                error(ref.mark, "unknown upstream " + quote(ref.name) + suggestion(ref.name, known));
+                error(ref.mark,
+                      "unknown upstream " + quote(ref.name) + suggestion(ref.name, known));
             }
         }
     }
@@ -709,8 +712,8 @@ void loader::read_listener(const value_ref& v, listener_section& out) {
             auto [it, inserted] = listener_names_.try_emplace(*n, f->value.mark.line);
             if (!inserted) {
                 error(f->value.mark, "duplicate listener name " + quote(*n) +
-                                         " (first defined at line " +
-                                         std::to_string(it->second) + ")");
+                                         " (first defined at line " + std::to_string(it->second) +
+                                         ")");
             }
         }
     }
@@ -742,8 +745,7 @@ void loader::read_addresses(const value_ref& v, listener_section& out) {
         out.addresses.push_back(*text);
         // Port 0 asks the kernel for a free port, so those never collide.
         if (canonical.ends_with(":0")) continue;
-        auto [it, inserted] =
-            listen_addresses_.try_emplace(canonical, out.name, item.mark.line);
+        auto [it, inserted] = listen_addresses_.try_emplace(canonical, out.name, item.mark.line);
         if (!inserted) {
             error(item.mark, "address " + quote(*text) + " is already used by listener " +
                                  quote(it->second.first) + " at line " +
@@ -824,8 +826,8 @@ void loader::read_upstream(const value_ref& v, upstream_section& out) {
             auto [it, inserted] = upstream_names_.try_emplace(*n, f->value.mark.line);
             if (!inserted) {
                 error(f->value.mark, "duplicate upstream name " + quote(*n) +
-                                         " (first defined at line " +
-                                         std::to_string(it->second) + ")");
+                                         " (first defined at line " + std::to_string(it->second) +
+                                         ")");
             }
         }
     }
@@ -896,7 +898,7 @@ void loader::read_header_additions(const value_ref& v,
     if (!expect_map(v)) return;
     std::unordered_map<std::string, int> seen;  // lower-case name -> line
     for (auto it = v.node.begin(); it != v.node.end(); ++it) {
-        const YAML::Node& key = it->first;
+        const YAML::Node key = it->first;
         if (!key.IsScalar()) {
             error(mark_of(key), "header names must be strings, got " + std::string(kind_of(key)));
             continue;
@@ -951,7 +953,8 @@ void loader::read_header_removals(const value_ref& v, std::vector<std::string>& 
         }
         auto [it, inserted] = seen.try_emplace(lower(*header), item.mark.line);
         if (!inserted) {
-            warning(item.mark, "header " + quote(*header) + " is listed twice in 'remove' (first at line " +
+            warning(item.mark, "header " + quote(*header) +
+                                   " is listed twice in 'remove' (first at line " +
                                    std::to_string(it->second) + ")");
             continue;
         }
@@ -989,12 +992,11 @@ void loader::read_timeouts(const value_ref& v, timeouts_section& out) {
     auto s = open(v, {"tls_handshake", "request_header", "idle", "upstream_connect",
                       "upstream_response", "send"});
     if (!s) return;
-    for (auto [key, target] : {std::pair{"tls_handshake", &out.tls_handshake},
-                               std::pair{"request_header", &out.request_header},
-                               std::pair{"idle", &out.idle},
-                               std::pair{"upstream_connect", &out.upstream_connect},
-                               std::pair{"upstream_response", &out.upstream_response},
-                               std::pair{"send", &out.send}}) {
+    for (auto [key, target] :
+         {std::pair{"tls_handshake", &out.tls_handshake},
+          std::pair{"request_header", &out.request_header}, std::pair{"idle", &out.idle},
+          std::pair{"upstream_connect", &out.upstream_connect},
+          std::pair{"upstream_response", &out.upstream_response}, std::pair{"send", &out.send}}) {
         if (auto f = s->get(key)) {
             if (auto d = timeout(f->value)) *target = *d;
         }
@@ -1090,9 +1092,16 @@ load_result load_string(std::string_view yaml, const std::string& file_name_for_
     std::vector<YAML::Node> docs;
     try {
         docs = YAML::LoadAll(std::string(yaml));
+    } catch (const YAML::DeepRecursion& e) {
+        // yaml-cpp words this one "bad file", which sends the reader looking elsewhere.
+        diags.error(
+            e.mark.is_null() ? source_mark{} : source_mark{e.mark.line + 1, e.mark.column + 1},
+            "invalid YAML: nested more than " + std::to_string(e.depth()) + " levels deep");
+        return result;
     } catch (const YAML::Exception& e) {
-        diags.error(e.mark.is_null() ? source_mark{} : source_mark{e.mark.line + 1, e.mark.column + 1},
-                    "invalid YAML: " + e.msg);
+        diags.error(
+            e.mark.is_null() ? source_mark{} : source_mark{e.mark.line + 1, e.mark.column + 1},
+            "invalid YAML: " + e.msg);
         return result;
     }
     if (docs.empty() || docs.front().IsNull()) {
@@ -1118,8 +1127,8 @@ load_result load_string(std::string_view yaml, const std::string& file_name_for_
         loader(found, base).load(docs.front(), config);
     } catch (const YAML::Exception& e) {
         // Not expected: every node is type-checked before use. Reported, never thrown on.
-        found.error(mark_of(docs.front()), "internal error while reading the configuration: " +
-                                               std::string(e.what()));
+        found.error(mark_of(docs.front()),
+                    "internal error while reading the configuration: " + std::string(e.what()));
     }
     diags = sorted(found);
     if (!diags.has_errors()) result.config = std::move(config);

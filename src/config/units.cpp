@@ -78,8 +78,8 @@ parse_result<duration> parse_duration(std::string_view text) {
     if (text.empty()) return {std::nullopt, "empty value"};
     auto [digits, suffix] = split(text);
     if (digits.empty()) {
-        return {std::nullopt, "expected a number followed by a unit (" + std::string(units_hint) +
-                                  ")"};
+        return {std::nullopt,
+                "expected a number followed by a unit (" + std::string(units_hint) + ")"};
     }
     if (suffix.empty()) return {std::nullopt, "missing unit (" + std::string(units_hint) + ")"};
     if (auto why = suffix_mistake(suffix, "500ms", "90m"); !why.empty()) return {std::nullopt, why};
@@ -108,7 +108,8 @@ parse_result<std::uint64_t> parse_size(std::string_view text) {
     if (digits.empty()) {
         return {std::nullopt, "expected a number of bytes, optionally followed by KiB, MiB or GiB"};
     }
-    if (auto why = suffix_mistake(suffix, "1536KiB", "1536KiB"); !why.empty()) return {std::nullopt, why};
+    if (auto why = suffix_mistake(suffix, "1536KiB", "1536KiB"); !why.empty())
+        return {std::nullopt, why};
 
     std::uint64_t factor = 1;
     if (!suffix.empty()) {
@@ -117,8 +118,8 @@ parse_result<std::uint64_t> parse_size(std::string_view text) {
             if (u.name == suffix) found = &u;
         }
         if (!found) {
-            std::string why = "unknown unit '" + std::string(suffix) + "' (use " +
-                              std::string(units_hint) + ")";
+            std::string why =
+                "unknown unit '" + std::string(suffix) + "' (use " + std::string(units_hint) + ")";
             // The common mistake, answered with the unit that was most likely meant.
             if (suffix == "KB" || suffix == "MB" || suffix == "GB" || suffix == "kB" ||
                 suffix == "K" || suffix == "M" || suffix == "G") {
@@ -151,7 +152,8 @@ std::string format_duration(duration d) {
 std::string format_size(std::uint64_t bytes) {
     if (bytes != 0) {
         for (const auto& u : size_units) {
-            if (bytes % u.factor == 0) return std::to_string(bytes / u.factor) + std::string(u.name);
+            if (bytes % u.factor == 0)
+                return std::to_string(bytes / u.factor) + std::string(u.name);
         }
     }
     return std::to_string(bytes);

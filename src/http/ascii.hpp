@@ -27,14 +27,8 @@ constexpr int hex_value(char c) {
 
 // RFC 9110 5.6.2 tchar: the only bytes allowed in a field name or a method.
 constexpr bool is_tchar(char c) {
-    if (is_alpha(c) || is_digit(c)) return true;
-    switch (c) {
-        case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-        case '-': case '.': case '^': case '_': case '`': case '|': case '~':
-            return true;
-        default:
-            return false;
-    }
+    constexpr std::string_view symbols = "!#$%&'*+-.^_`|~";
+    return is_alpha(c) || is_digit(c) || symbols.find(c) != std::string_view::npos;
 }
 
 // RFC 3986 unreserved.

@@ -10,9 +10,10 @@
 namespace mailgate::http {
 
 struct head_limits {
-    std::size_t request_line = 8 * 1024;      // bytes of the request line, without CRLF -> 414
-    std::size_t request_headers = 16 * 1024;  // bytes of the field block -> 431
-    std::size_t header_count = 100;           // number of fields -> 431
+    std::size_t request_line = 8 * 1024;  // bytes of the request line, without CRLF -> 414
+    // Field block = every field line with its CRLF, not the final empty line -> 431.
+    std::size_t request_headers = 16 * 1024;
+    std::size_t header_count = 100;  // number of fields -> 431
 };
 
 enum class scan_status {

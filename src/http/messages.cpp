@@ -60,7 +60,7 @@ void build_client_response(const beast::http::response_header<>& head,
     out.append("HTTP/1.1 ");
     append_uint(out, head.result_int());
     out.append(" ");
-    const auto reason = head.reason();
+    const std::string_view reason(head.reason().data(), head.reason().size());
     out.append(reason.empty() ? reason_phrase(static_cast<int>(head.result_int())) : reason);
     out.append("\r\n");
     const hop_by_hop_set hop(head);

@@ -30,7 +30,7 @@ access_log::~access_log() {
 }
 
 std::string format_record(const access_record& r) {
-    using nlohmann::json;
+    using json = nlohmann::ordered_json;
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(r.time.time_since_epoch());
     const std::time_t secs = static_cast<std::time_t>(ms.count() / 1000);
     std::tm tm{};

@@ -270,6 +270,32 @@ def write_config(tmp_path):
     return write
 
 
+def start_mailgate(mailgate_bin, certs, workdir: Path, config, *, wait=True,
+                   name="mailgate.yaml", access_log=None) -> Mailgate:
+    """Write config (dict or YAML text) into workdir and start `mailgate run -c FILE`."""
+    if isinstance(config, dict):
+        access = config.get("log", {}).get("access", "stdout")
+        access_log = None if access in ("stdout", "off") else access
+        text = util.to_yaml(config)
+        expected = sum(len(l["address"]) if isinstance(l.get("address"), list) else 1
+                       for l in config.get("listeners", []))
+    else:
+        text = config
+        expected = 1
+    path = Path(workdir) / name
+    path.write_text(text)
+    proc = subprocess.Popen([mailgate_bin, "run", "-c", str(path)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(workdir))
+    mg = Mailgate(proc, path, access_log, certs.ca)
+    if wait:
+        try:
+            mg.wait_listening(max(1, expected))
+        except BaseException:
+            mg.stop()
+            raise
+    return mg
+
+
 @pytest.fixture
 def mailgate(mailgate_bin, certs, tmp_path, request):
     """Factory: mailgate(overrides=None, *, upstream_port=None, config=None, wait=True).
@@ -282,34 +308,23 @@ def mailgate(mailgate_bin, certs, tmp_path, request):
     started = []
 
     def start(overrides=None, *, upstream_port=None, config=None, wait=True,
-              name="mailgate.yaml"):
-        access_log = tmp_path / ("access-%d.log" % (len(started) + 1))
+              name=None):
+        n = len(started) + 1
         if config is None:
             if upstream_port is None:
                 upstream_port = request.getfixturevalue("origin").port
-            config = make_base_config(certs, upstream_port, access_log)
+            config = make_base_config(certs, upstream_port, tmp_path / ("access-%d.log" % n))
             if callable(overrides):
                 overrides(config)
             elif overrides:
                 config = util.deep_merge(config, overrides)
-        if isinstance(config, dict):
-            access = config.get("log", {}).get("access", "stdout")
-            access_log = None if access in ("stdout", "off") else access
-            text = util.to_yaml(config)
-            expected = sum(len(l["address"]) if isinstance(l.get("address"), list) else 1
-                           for l in config.get("listeners", []))
-        else:
-            text = config
-            access_log = None
-            expected = 1
-        path = tmp_path / name
-        path.write_text(text)
-        proc = subprocess.Popen([mailgate_bin, "run", "-c", str(path)], stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(tmp_path))
-        mg = Mailgate(proc, path, access_log, certs.ca)
+        mg = start_mailgate(mailgate_bin, certs, tmp_path, config, wait=False,
+                            name=name or "mailgate-%d.yaml" % n)
         started.append(mg)
         if wait:
-            mg.wait_listening(max(1, expected))
+            mg.wait_listening(max(1, sum(
+                len(l["address"]) if isinstance(l.get("address"), list) else 1
+                for l in config.get("listeners", []))) if isinstance(config, dict) else 1)
         return mg
 
     yield start

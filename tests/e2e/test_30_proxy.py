@@ -2,12 +2,14 @@
 100-continue, pipelining, upstream keep-alive, big transfers in bounded memory, upstream
 failures, graceful SIGTERM, the access log."""
 
+import hashlib
 import http.client
 import json
 import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import time
 
@@ -114,15 +116,17 @@ def test_activesync_options(mailgate, origin):
         assert not r.has(h), "%s leaked: %r" % (h, r.headers)
 
 
-def test_activesync_post(mailgate, origin):
+def test_activesync_post(mailgate, origin, tmp_path):
     mg = mailgate()
+    wbxml = tmp_path / "req.wbxml"
+    wbxml.write_bytes(b"\x03\x01\x6a\x00")
     q = "/Microsoft-Server-ActiveSync?Cmd=Ping&User=alice&DeviceId=ABC123&DeviceType=iPhone"
     hdrs = ["-H", "Content-Type: application/vnd.ms-sync.wbxml", "-H", "MS-ASProtocolVersion: 16.1",
             "-A", "Apple-iPhone/1901.123"]
-    r = curl(mg, q, "--data-binary", "\x03\x01\x6a\x00", *hdrs)
+    r = curl(mg, q, "--data-binary", "@%s" % wbxml, *hdrs)
     assert r.status == 401, r.stderr
     assert r.header("WWW-Authenticate") == 'Basic realm="mail"'
-    r = curl(mg, q, "-u", "alice:secret", "--data-binary", "\x03\x01\x6a\x00", *hdrs)
+    r = curl(mg, q, "-u", "alice:secret", "--data-binary", "@%s" % wbxml, *hdrs)
     assert r.status == 200, r.stderr
     assert r.header("Content-Type") == "application/vnd.ms-sync.wbxml"
     assert r.body == om().WBXML_EMPTY
@@ -253,7 +257,7 @@ def test_expect_100_continue_curl(mailgate, origin, tmp_path):
     f = tmp_path / "big.bin"
     f.write_bytes(body)
     r = curl(mg, "/upload", "--data-binary", "@%s" % f, "-H", "Expect: 100-continue",
-             "--expect100-timeout", "30", "-v", timeout=60)
+             "--expect100-timeout", "30", timeout=60)
     assert r.status == 200, r.stderr[-3000:]
     assert "HTTP/1.1 100" in r.stderr, "no 100 Continue seen by curl"
     assert json.loads(r.body) == {"length": len(body), "sha256": util.sha256(body)}
@@ -346,26 +350,6 @@ def test_keepalive_post_then_get_reuses(mailgate, origin, certs):
     assert origin.connections - before == 1
 
 
-def test_upstream_keepalive_after_origin_closes(mailgate, origin, certs):
-    """A response with Connection: close from the origin does not poison the pool."""
-    mg = mailgate()
-    conn = http.client.HTTPSConnection("127.0.0.1", mg.port, timeout=10,
-                                       context=util.client_context(certs.ca))
-    try:
-        # the origin closes after this one (it honours the client's Connection: close only if
-        # forwarded, so force it from the origin side through /close-mid's cousin: 400)
-        conn.request("GET", "/echo")
-        conn.getresponse().read()
-        for _ in origin.stats._log:  # no-op; keep the linter quiet about unused names
-            break
-        conn.request("GET", "/echo")
-        r = conn.getresponse()
-        assert r.status == 200
-        r.read()
-    finally:
-        conn.close()
-
-
 # --------------------------------------------------------------------------- big transfers
 
 def _upload(mg, certs, size, chunked):
@@ -398,7 +382,7 @@ def _download(mg, size, chunked):
     p = subprocess.Popen(["curl", "-sS", "--http1.1", "--cacert", str(mg.ca), "--resolve",
                           "localhost:%d:127.0.0.1" % mg.port, "--max-time", "120", "-o", "-", url],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    h = __import__("hashlib").sha256()
+    h = hashlib.sha256()
     n = 0
     while True:
         data = p.stdout.read(MiB)
@@ -504,7 +488,7 @@ def test_upstream_closes_mid_response_raw(mailgate, origin):
         version, status, reason, headers, raw = rd.read_head()
         try:
             extra = rd.wait_closed(10)
-        except (ConnectionResetError, ssl_errors()):
+        except (ConnectionResetError, ssl.SSLError):
             extra = b""
         except (socket.timeout, TimeoutError):
             pytest.fail("client connection still open 10 s after the upstream closed")
@@ -512,18 +496,6 @@ def test_upstream_closes_mid_response_raw(mailgate, origin):
         s.close()
     assert time.monotonic() - t0 < 10
     assert len(extra) < 1000000
-
-
-def ssl_errors():
-    import ssl
-    return ssl.SSLError
-
-
-def test_upstream_response_timeout_504(mailgate, origin):
-    mg = mailgate({"timeouts": {"upstream_response": "1s"}})
-    r = curl(mg, "/delay?ms=4000", timeout=15)
-    assert r.status == 504, r.stderr
-    assert r.elapsed < 3.5, "took %.1fs" % r.elapsed
 
 
 # --------------------------------------------------------------------------- SIGTERM

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -37,7 +38,8 @@ std::string read(const fs::path& p) {
 }
 
 void replace_all(std::string& s, const std::string& from, const std::string& to) {
-    for (std::size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) {
+    for (std::size_t at = s.find(from); at != std::string::npos;
+         at = s.find(from, at + to.size())) {
         s.replace(at, from.size(), to);
     }
 }
@@ -80,8 +82,7 @@ TEST_P(ValidConfig, Loads) {
     EXPECT_EQ(actual_lines(r), want);
 }
 
-INSTANTIATE_TEST_SUITE_P(Corpus, ValidConfig, ::testing::ValuesIn(yaml_files("valid")),
-                         test_name);
+INSTANTIATE_TEST_SUITE_P(Corpus, ValidConfig, ::testing::ValuesIn(yaml_files("valid")), test_name);
 
 class InvalidConfig : public ::testing::TestWithParam<std::string> {};
 

@@ -34,8 +34,7 @@ INSTANTIATE_TEST_SUITE_P(
                       good_duration{"0ms", milliseconds(0)}, good_duration{"0s", seconds(0)},
                       good_duration{"30s", seconds(30)}, good_duration{"5m", minutes(5)},
                       good_duration{"1h", hours(1)}, good_duration{"2d", hours(48)},
-                      good_duration{"2y", hours(24 * 730)},
-                      good_duration{"3660s", seconds(3660)},
+                      good_duration{"2y", hours(24 * 730)}, good_duration{"3660s", seconds(3660)},
                       good_duration{"007s", seconds(7)},
                       good_duration{"100y", hours(24 * 365 * 100)},
                       good_duration{"36500d", hours(24 * 36500)}));
@@ -57,8 +56,7 @@ TEST_P(DurationBad, IsRefusedWithReason) {
 INSTANTIATE_TEST_SUITE_P(
     Table, DurationBad,
     ::testing::Values(
-        bad_value{"", "empty value"},
-        bad_value{"30", "missing unit (ms, s, m, h, d or y)"},
+        bad_value{"", "empty value"}, bad_value{"30", "missing unit (ms, s, m, h, d or y)"},
         bad_value{"0", "missing unit (ms, s, m, h, d or y)"},
         bad_value{"s", "expected a number followed by a unit (ms, s, m, h, d or y)"},
         bad_value{"-5s", "expected a number followed by a unit (ms, s, m, h, d or y)"},
@@ -93,9 +91,8 @@ TEST_P(SizeGood, Parses) {
 INSTANTIATE_TEST_SUITE_P(
     Table, SizeGood,
     ::testing::Values(good_size{"0", 0}, good_size{"512", 512}, good_size{"16KiB", 16 * 1024},
-                      good_size{"10MiB", 10ull * 1024 * 1024},
-                      good_size{"1GiB", 1ull << 30}, good_size{"150MiB", 150ull << 20},
-                      good_size{"0KiB", 0},
+                      good_size{"10MiB", 10ull * 1024 * 1024}, good_size{"1GiB", 1ull << 30},
+                      good_size{"150MiB", 150ull << 20}, good_size{"0KiB", 0},
                       good_size{"18446744073709551615", std::numeric_limits<std::uint64_t>::max()},
                       good_size{"17179869183GiB", 17179869183ull << 30}));
 
@@ -124,8 +121,7 @@ INSTANTIATE_TEST_SUITE_P(
         bad_value{"16 KiB", "no space is allowed between the number and the unit"},
         bad_value{"1.5MiB", "fractions are not allowed (use a smaller unit, as in 1536KiB)"},
         bad_value{"1MiB512KiB", "write a single number and unit, as in 1536KiB"},
-        bad_value{"18446744073709551616", "too large"},
-        bad_value{"17179869184GiB", "too large"}));
+        bad_value{"18446744073709551616", "too large"}, bad_value{"17179869184GiB", "too large"}));
 
 TEST(FormatDuration, PicksTheLargestExactUnit) {
     EXPECT_EQ(format_duration(duration(0)), "0s");
@@ -147,10 +143,9 @@ TEST(FormatSize, PicksTheLargestExactUnit) {
 }
 
 TEST(Units, FormatAndParseRoundTrip) {
-    for (auto d : {milliseconds(1), milliseconds(1500), seconds(59), minutes(61), hours(25),
-                   hours(24 * 365)}) {
-        EXPECT_EQ(parse_duration(format_duration(d)).value, duration(d));
-    }
+    const std::initializer_list<duration> durations{
+        milliseconds(1), milliseconds(1500), seconds(59), minutes(61), hours(25), hours(24 * 365)};
+    for (duration d : durations) EXPECT_EQ(parse_duration(format_duration(d)).value, d);
     for (std::uint64_t n : {std::uint64_t{1}, std::uint64_t{1023}, std::uint64_t{4096},
                             std::uint64_t{5} << 20, std::uint64_t{7} << 30}) {
         EXPECT_EQ(parse_size(format_size(n)).value, n);

@@ -58,11 +58,21 @@ inline void corpus_unescape_line(std::string_view line, std::string& out) {
         if (i + 1 >= line.size()) throw std::runtime_error("dangling backslash");
         const char e = line[++i];
         switch (e) {
-            case 'r': out.push_back('\r'); break;
-            case 'n': out.push_back('\n'); break;
-            case 't': out.push_back('\t'); break;
-            case '0': out.push_back('\0'); break;
-            case '\\': out.push_back('\\'); break;
+            case 'r':
+                out.push_back('\r');
+                break;
+            case 'n':
+                out.push_back('\n');
+                break;
+            case 't':
+                out.push_back('\t');
+                break;
+            case '0':
+                out.push_back('\0');
+                break;
+            case '\\':
+                out.push_back('\\');
+                break;
             case 'x': {
                 if (i + 2 >= line.size()) throw std::runtime_error("short \\x escape");
                 const int hi = corpus_hex(line[i + 1]);
