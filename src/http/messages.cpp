@@ -32,7 +32,9 @@ void build_upstream_request(const beast::http::request_header<>& head, const req
     const hop_by_hop_set hop(head);
     for (const auto& f : head) {
         const auto name = f.name_string();
-        if (hop.is_hop_by_hop(name) || beast::iequals(name, "expect") ||
+        // Host stays even when a Connection field names it: the upstream must see it.
+        if ((hop.is_hop_by_hop(name) && !beast::iequals(name, "host")) ||
+            beast::iequals(name, "expect") ||
             beast::iequals(name, "x-forwarded-for") || beast::iequals(name, "x-forwarded-proto"))
             continue;
         append_field(out, name, f.value());

@@ -182,6 +182,7 @@ awaitable<bool> client_session::serve_one(bool first) {
         co_return false;
     }
     worker_.counters().requests.fetch_add(1, std::memory_order_relaxed);
+    ex.parser.eager(true);  // the body: parse all that has arrived in one go
     const bool has_body = ex.info.framing != http::body_framing::none;
 
     // Phase: route (longest prefix of the normalized path; the body limit of that location).

@@ -33,7 +33,7 @@ TEST(UpstreamRequest, DropsHopByHopAndRebuildsChunkedFraming) {
     h.target("/Microsoft-Server-ActiveSync?Cmd=Sync&User=a+b");
     h.version(11);
     h.insert("Host", "mail.example.com");
-    h.insert("Connection", "keep-alive, X-Secret");
+    h.insert("Connection", "keep-alive, X-Secret, Host");
     h.insert("X-Secret", "1");
     h.insert("Keep-Alive", "timeout=5");
     h.insert("Proxy-Connection", "keep-alive");
