@@ -30,6 +30,9 @@ Test endpoints (always on, harmless):
   /close-mid             Content-Length 1000000, sends 1000 bytes, then closes the socket
   /status/NNN            answers status NNN
   /delay?ms=N            sleeps N ms before answering 200
+  /respond-headers?h=Name:Value[&h=...]
+                         200 with those extra response header fields
+  /drop-after            200 (keep-alive, no Connection: close), then closes the connection
 The origin decodes Content-Length and chunked request bodies itself and never trusts a
 request that frames its body both ways (400, close).
 """
@@ -529,6 +532,16 @@ class _ConnectionHandler:
         elif path == "/delay":
             time.sleep(int(req.params.get("ms", "1000")) / 1000.0)
             status, headers, body = 200, [("Content-Type", "text/plain")], b"delayed\n"
+        elif path == "/respond-headers":
+            status, headers, body = 200, [("Content-Type", "text/plain")], b"headers\n"
+            for k, v in urllib.parse.parse_qsl(req.query, keep_blank_values=True):
+                if k == "h":
+                    name, _, value = v.partition(":")
+                    headers.append((name.strip(), value.strip()))
+        elif path == "/drop-after":
+            record["status"] = 200
+            self.respond(req, 200, [("Content-Type", "text/plain")], b"bye\n")
+            return False  # close silently, as an upstream whose keep-alive expired
         elif path == "/microsoft-server-activesync":
             status, headers, body = self.activesync(req)
         elif path in ("/owa", "/owa/") or path.startswith("/owa/"):

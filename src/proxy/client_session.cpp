@@ -247,9 +247,7 @@ awaitable<http::scan_result> client_session::read_head(http::head_scanner& scann
 }
 
 awaitable<std::unique_ptr<upstream_connection>> client_session::connect_upstream(
-    const runtime::compiled_upstream& up, upstream_pool& pool, exchange& ex) {
-    const auto now = clock::now();
-    const std::size_t server = pool.pick_server(now);
+    const runtime::compiled_upstream& up, upstream_pool& pool, std::size_t server, exchange& ex) {
     const auto& target = up.servers[server];
     ex.upstream = target.label;
     auto conn = std::make_unique<upstream_connection>(worker_.io().get_executor(), *up.tls, server);
@@ -274,6 +272,7 @@ awaitable<std::unique_ptr<upstream_connection>> client_session::connect_upstream
     auto [hec] = co_await conn->stream.async_handshake(asio::ssl::stream_base::client, use_tuple);
     upstream_ = nullptr;
     if (hec) {
+        if (!timed_out_) pool.mark_down(server, clock::now());
         ex.error = "upstream TLS " + target.label + ": " +
                    (timed_out_ ? std::string("timeout") : tls::describe_handshake_failure(conn->stream, hec));
         spdlog::warn("{}", ex.error);
@@ -294,11 +293,19 @@ awaitable<bool> client_session::forward(exchange& ex, const runtime::compiled_lo
 
     std::unique_ptr<upstream_connection> conn;
     std::optional<http::response_parser> rp;
+    std::size_t server = pool.pick_server(clock::now());
     for (int attempt = 0; attempt < 2; ++attempt) {
-        conn = attempt == 0 ? pool.take(clock::now()) : nullptr;
+        conn = attempt == 0 ? pool.take(server, clock::now()) : nullptr;
         const bool reused = conn != nullptr;
         if (!conn) {
-            conn = co_await connect_upstream(up, pool, ex);
+            conn = co_await connect_upstream(up, pool, server, ex);
+            // A server that cannot be reached is skipped for this request too: each other
+            // server gets one try (nginx's proxy_next_upstream error timeout).
+            for (std::size_t tried = 1; !conn && tried < up.servers.size(); ++tried) {
+                timed_out_ = false;
+                server = pool.pick_server(clock::now());
+                conn = co_await connect_upstream(up, pool, server, ex);
+            }
             if (!conn) {
                 const bool timeout = std::exchange(timed_out_, false);
                 co_await reply(ex, timeout ? 504 : 502, has_body);

@@ -65,7 +65,8 @@ private:
                                                         exchange& ex);
     boost::asio::awaitable<bool> forward(exchange& ex, const runtime::compiled_location& loc);
     boost::asio::awaitable<std::unique_ptr<upstream_connection>> connect_upstream(
-        const runtime::compiled_upstream& up, upstream_pool& pool, exchange& ex);
+        const runtime::compiled_upstream& up, upstream_pool& pool, std::size_t server,
+        exchange& ex);
     boost::asio::awaitable<bool> relay_response(exchange& ex, const runtime::compiled_location& loc,
                                                 upstream_connection& conn, http::response_parser& rp,
                                                 bool& upstream_reusable);

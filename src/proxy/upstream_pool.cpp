@@ -18,23 +18,32 @@ bool still_open(upstream_connection& c) {
 
 }  // namespace
 
-std::unique_ptr<upstream_connection> upstream_pool::take(clock::time_point now) {
-    while (!idle_.empty()) {
-        auto c = std::move(idle_.back());
-        idle_.pop_back();
+std::unique_ptr<upstream_connection> upstream_pool::take(std::size_t server,
+                                                        clock::time_point now) {
+    auto& idle = idle_[server];
+    while (!idle.empty()) {
+        auto c = std::move(idle.back());
+        idle.pop_back();
         if (now - c->idle_since < upstream_->idle_timeout && still_open(*c)) return c;
     }
     return nullptr;
 }
 
 void upstream_pool::give_back(std::unique_ptr<upstream_connection> c, clock::time_point now) {
-    if (idle_.size() >= upstream_->max_idle) return;
+    if (idle_count() >= upstream_->max_idle) return;
     c->idle_since = now;
-    idle_.push_back(std::move(c));
+    idle_[c->server].push_back(std::move(c));
 }
 
 void upstream_pool::sweep(clock::time_point now) {
-    std::erase_if(idle_, [&](const auto& c) { return now - c->idle_since >= upstream_->idle_timeout; });
+    for (auto& idle : idle_)
+        std::erase_if(idle, [&](const auto& c) { return now - c->idle_since >= upstream_->idle_timeout; });
+}
+
+std::size_t upstream_pool::idle_count() const {
+    std::size_t n = 0;
+    for (const auto& idle : idle_) n += idle.size();
+    return n;
 }
 
 std::size_t upstream_pool::pick_server(clock::time_point now) {

@@ -31,25 +31,28 @@ struct upstream_connection {
 
 class upstream_pool {
 public:
-    explicit upstream_pool(const runtime::compiled_upstream& u) : upstream_(&u), down_until_(u.servers.size()) {}
+    explicit upstream_pool(const runtime::compiled_upstream& u)
+        : upstream_(&u), idle_(u.servers.size()), down_until_(u.servers.size()) {}
 
-    // The most recently used idle connection still open; nullptr when none.
-    std::unique_ptr<upstream_connection> take(clock::time_point now);
+    // The most recently used idle connection to `server` still open; nullptr when none.
+    std::unique_ptr<upstream_connection> take(std::size_t server, clock::time_point now);
     // Keeps `c` for reuse unless the pool is full.
     void give_back(std::unique_ptr<upstream_connection> c, clock::time_point now);
     // Closes connections idle for longer than the upstream's idle_timeout.
     void sweep(clock::time_point now);
 
-    // Round robin over the servers, skipping those in back-off while any is not.
+    // Round robin over the servers per request (as nginx and HAProxy balance), skipping
+    // those in back-off while any is not.
     std::size_t pick_server(clock::time_point now);
     void mark_down(std::size_t server, clock::time_point now);
 
-    std::size_t idle_count() const { return idle_.size(); }
+    std::size_t idle_count() const;
 
 private:
     static constexpr std::chrono::seconds backoff{5};
     const runtime::compiled_upstream* upstream_;
-    std::vector<std::unique_ptr<upstream_connection>> idle_;  // back = most recent
+    // Per server; back = most recently used.
+    std::vector<std::vector<std::unique_ptr<upstream_connection>>> idle_;
     std::vector<clock::time_point> down_until_;
     std::size_t next_ = 0;
 };

@@ -612,3 +612,195 @@ def test_no_product_name_in_generated_responses(mailgate, origin):
     assert (r.header("connection") or "").lower() == "close"
     assert r.header("strict-transport-security") == HSTS, \
         "HSTS belongs on every response, mailgate's own too: %r" % r.headers
+
+
+# --------------------------------------------------------------------------- more upstream behaviour
+
+def test_upstream_hop_by_hop_response_headers_removed(mailgate, origin):
+    mg = mailgate()
+    q = "&".join("h=" + h for h in ["Connection:X-Internal", "X-Internal:secret",
+                                     "Keep-Alive:timeout=5", "Upgrade:h2c", "Proxy-Connection:x",
+                                     "X-Kept:yes"])
+    r = curl(mg, "/respond-headers?" + q)
+    assert r.status == 200, r.stderr
+    got = names(r.headers)
+    for h in ["x-internal", "keep-alive", "upgrade", "proxy-connection"]:
+        assert h not in got, "upstream hop-by-hop %s reached the client: %r" % (h, r.headers)
+    assert "x-internal" not in (r.header("connection") or "").lower()
+    assert r.header("X-Kept") == "yes"
+
+
+def test_all_default_leaky_headers_removed(mailgate, origin):
+    mg = mailgate()
+    leaky = ["X-AspNetMvc-Version:5.2", "X-OWA-Version:15.2.1118.7", "X-BEServer:EXCH02",
+             "X-CalculatedBETarget:exch02.corp.local", "X-DiagInfo:EXCH02"]
+    r = curl(mg, "/respond-headers?" + "&".join("h=" + h for h in leaky))
+    assert r.status == 200, r.stderr
+    for h in leaky:
+        assert not r.has(h.split(":")[0]), "%s leaked: %r" % (h, r.headers)
+
+
+def test_pooled_connection_closed_by_upstream_is_retried(mailgate, origin, certs):
+    """The origin closes a keep-alive connection after answering; the next idempotent
+    request still succeeds (a stale pooled connection is retried on a fresh one)."""
+    mg = mailgate()
+    conn = http.client.HTTPSConnection("127.0.0.1", mg.port, timeout=10,
+                                       context=util.client_context(certs.ca))
+    try:
+        for _ in range(3):
+            conn.request("GET", "/drop-after")
+            r = conn.getresponse()
+            assert r.status == 200 and r.read() == b"bye\n"
+            time.sleep(0.2)  # let the upstream FIN arrive
+            conn.request("GET", "/echo")
+            r = conn.getresponse()
+            assert r.status == 200, "request after an upstream close: %d" % r.status
+            r.read()
+    finally:
+        conn.close()
+
+
+def test_round_robin_two_servers(mailgate, origin, origin_factory, certs):
+    second = origin_factory()
+    mg = mailgate({"upstreams": [{
+        "name": "exchange",
+        "servers": ["127.0.0.1:%d" % origin.port, "127.0.0.1:%d" % second.port],
+        "tls": {"server_name": "origin.test", "ca": str(certs.ca)}}]})
+    for i in range(12):
+        assert curl(mg, "/echo?i=%d" % i).status == 200
+    assert origin.requests > 0 and second.requests > 0, \
+        "round robin: %d / %d" % (origin.requests, second.requests)
+
+
+def test_refused_server_is_skipped(mailgate, origin, certs):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    dead = s.getsockname()[1]
+    s.close()
+    mg = mailgate({"upstreams": [{
+        "name": "exchange",
+        "servers": ["127.0.0.1:%d" % dead, "127.0.0.1:%d" % origin.port],
+        "tls": {"server_name": "origin.test", "ca": str(certs.ca)}}]})
+    statuses = [curl(mg, "/echo?i=%d" % i).status for i in range(12)]
+    # the request that meets the refusal moves on to the next server: nothing fails
+    assert statuses == [200] * 12, statuses
+    assert origin.requests >= 12
+
+
+def test_location_body_limit(mailgate, origin):
+    mg = mailgate({"locations": [
+        {"path": "/", "upstream": "exchange"},
+        {"path": "/upload", "upstream": "exchange", "limits": {"request_body": "1KiB"}},
+    ]})
+    small = curl(mg, "/upload", "--data-binary", "x" * 1024)
+    assert small.status == 200, small.stderr
+    before = origin.requests
+    r = curl(mg, "/upload", "--data-binary", "x" * 1025)
+    assert r.status == 413, r.stderr
+    assert (r.header("connection") or "").lower() == "close"
+    assert origin.requests == before, "an over-limit Content-Length body reached the origin"
+    # the location match is case-insensitive and uses the normalized path
+    assert curl(mg, "/UPLOAD", "--data-binary", "x" * 2000).status == 413
+    assert curl(mg, "/echo/../upload", "--path-as-is", "--data-binary", "x" * 2000).status == 413
+    # elsewhere the global 150MiB applies
+    assert curl(mg, "/echo", "--data-binary", "x" * 2000).status == 200
+
+
+def test_location_body_limit_chunked(mailgate, origin):
+    mg = mailgate({"locations": [
+        {"path": "/", "upstream": "exchange"},
+        {"path": "/upload", "upstream": "exchange", "limits": {"request_body": "1KiB"}},
+    ]})
+    s = util.tls_connect(mg.port, mg.ca)
+    try:
+        s.sendall(b"POST /upload HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  + b"400\r\n" + b"a" * 1024 + b"\r\n" + b"10\r\n" + b"b" * 16 + b"\r\n0\r\n\r\n")
+        rd = util.HTTPReader(s)
+        r = rd.read_response()
+        assert r.status == 413, r
+        assert util.is_closed(s, 5)
+    finally:
+        s.close()
+
+
+def test_expect_continue_over_limit_gets_413_not_100(mailgate, origin):
+    mg = mailgate({"locations": [
+        {"path": "/", "upstream": "exchange"},
+        {"path": "/upload", "upstream": "exchange", "limits": {"request_body": "1KiB"}},
+    ]})
+    s = util.tls_connect(mg.port, mg.ca)
+    try:
+        s.sendall(b"POST /upload HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\n"
+                  b"Content-Length: 5000\r\n\r\n")
+        version, status, reason, headers, raw = util.HTTPReader(s).read_head()
+        assert status == 413, raw
+    finally:
+        s.close()
+    assert origin.requests == 0
+
+
+def test_client_forwarding_headers_not_trusted(mailgate, origin):
+    """Without trusted proxies, a client cannot choose its X-Forwarded-For / -Proto."""
+    mg = mailgate()
+    r = curl(mg, "/echo", "-H", "X-Forwarded-For: 6.6.6.6", "-H", "X-Forwarded-Proto: http")
+    echo = json.loads(r.body)
+    xff = ",".join(values(echo["headers"], "x-forwarded-for"))
+    assert xff.split(",")[-1].strip() == "127.0.0.1", echo["headers"]
+    assert values(echo["headers"], "x-forwarded-proto") == ["https"], echo["headers"]
+
+
+def test_sigint_exits_at_once(mailgate, origin):
+    mg = mailgate()
+    p = subprocess.Popen(["curl", "-sS", "--http1.1", "--cacert", str(mg.ca), "--resolve",
+                          "localhost:%d:127.0.0.1" % mg.port, "--max-time", "60", "-o",
+                          "/dev/null", mg.url("/download?size=10000000&slow_ms=100")],
+                         stderr=subprocess.PIPE)
+    try:
+        assert origin.wait_for(lambda st: st.last_request is not None
+                               and st.last_request.get("sent", 0) > 0, 10)
+        t0 = time.monotonic()
+        mg.signal(signal.SIGINT)
+        rc = mg.wait_exit(5)
+        assert rc is not None, "mailgate still running 5 s after SIGINT"
+        assert time.monotonic() - t0 < 3
+        p.wait(30)
+        assert p.returncode != 0, "the download cannot have completed"
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def test_listener_with_two_addresses(mailgate, origin):
+    def two(cfg):
+        cfg["listeners"][0]["address"] = ["127.0.0.1:0", "127.0.0.1:0"]
+    mg = mailgate(two)
+    assert len(set(mg.ports)) == 2, mg.stderr
+    for port in mg.ports:
+        r = util.curl("/owa", port, mg.ca)
+        assert r.status == 200, r.stderr
+
+
+def test_demo_origin_cli(mailgate, certs):
+    """examples/demo/origin.py as a program, with mailgate in front: the demo's view."""
+    p = subprocess.Popen(["/usr/bin/python3", str(util.ORIGIN_PY), "--listen", "127.0.0.1:0",
+                          "--cert", str(certs.origin_cert), "--key", str(certs.origin_key)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        line = p.stderr.readline().decode()
+        m = re.search(r"listening on https://127\.0\.0\.1:(\d+)", line)
+        assert m, line
+        mg = mailgate(upstream_port=int(m.group(1)))
+        r = curl(mg, "/Microsoft-Server-ActiveSync", "-X", "OPTIONS")
+        assert r.status == 200, r.stderr
+        assert r.header("MS-ASProtocolVersions") == "2.5,12.0,12.1,14.0,14.1,16.0,16.1"
+        for h in ["Server", "X-Powered-By", "X-FEServer"]:
+            assert not r.has(h)
+        r = curl(mg, "/Microsoft-Server-ActiveSync", "-X", "POST", "-H", "Content-Length: 0")
+        assert r.status == 401 and r.header("WWW-Authenticate") == 'Basic realm="mail"'
+        r = curl(mg, "/owa/")
+        assert r.status == 200 and b"Outlook" in r.body
+        assert curl(mg, "/ecp/").status == 404
+    finally:
+        p.terminate()
+        p.wait(10)

@@ -186,3 +186,32 @@ def test_tls_handshake_timeout(mailgate, origin):
         assert time.monotonic() - t0 < 4
     finally:
         s.close()
+
+
+def test_send_timeout_closes_a_client_that_does_not_read(mailgate, origin):
+    """A client that stops reading a big download is dropped after timeouts.send, and the
+    memory mailgate holds for it stays bounded."""
+    mg = mailgate({"timeouts": {"send": "1s"}})
+    size = 200 * 1024 * 1024
+    s = util.tls_connect(mg.port, mg.ca)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    try:
+        s.sendall(b"GET /download?size=%d HTTP/1.1\r\nHost: localhost\r\n\r\n" % size)
+        time.sleep(5)  # not reading: mailgate's writes stall, send (1s) expires
+        rss = util.rss_kib(mg.pid)
+        got = 0
+        s.settimeout(10)
+        try:
+            while True:
+                data = s.recv(1 << 20)
+                if not data:
+                    break
+                got += len(data)
+        except (ConnectionResetError, ssl.SSLError):
+            pass
+        except (socket.timeout, TimeoutError):
+            pytest.fail("still sending after the send timeout (%d bytes read)" % got)
+        assert got < size, "the whole download arrived; the send timeout never fired"
+        assert rss is not None and rss < 96 * 1024, rss
+    finally:
+        s.close()

@@ -50,6 +50,6 @@ TEST(UpstreamPool, AllDownStillPicksOne) {
 TEST(UpstreamPool, EmptyPoolGivesNothing) {
     const auto u = three_servers();
     proxy::upstream_pool pool(u);
-    EXPECT_EQ(pool.take(proxy::clock::now()), nullptr);
+    EXPECT_EQ(pool.take(0, proxy::clock::now()), nullptr);
     EXPECT_EQ(pool.idle_count(), 0u);
 }
