@@ -34,6 +34,52 @@ struct log_section {
     source_mark access_mark;
 };
 
+// A string from a list in the file, with its own position (regexes and CIDRs are
+// compiled later, and a bad one must be reported where it is written).
+struct marked_string {
+    std::string text;
+    source_mark mark;
+};
+
+// What a rule does when it fires. IIS denyAction values plus 429 and allow.
+enum class action { allow, abort, forbidden, not_found, unauthorized, too_many_requests };
+enum class rule_mode { enforce, report };
+
+// All conditions present must hold; inside one condition, a list means "any of".
+struct condition_block {
+    std::vector<marked_string> user_agent;  // RE2 patterns, case-insensitive unless (?-i)
+    std::vector<marked_string> client_ip;   // CIDRs or bare addresses
+    std::vector<marked_string> method;      // exact, case-sensitive tokens
+    // Field name -> RE2 patterns on the field value(s); a missing field is the empty string.
+    std::vector<std::pair<marked_string, std::vector<marked_string>>> header;
+    // Query parameter name (raw, as sent) -> RE2 patterns on its raw value.
+    std::vector<std::pair<marked_string, std::vector<marked_string>>> query;
+    // Which condition keys were written, to tell "absent" from "empty list" (never matches).
+    bool has_user_agent = false, has_client_ip = false, has_method = false;
+    source_mark mark;
+};
+
+struct rule_section {
+    std::string name;
+    condition_block condition;
+    bool negate = false;  // written as `if_not`
+    action act = action::forbidden;
+    std::optional<rule_mode> mode;  // unset: enforce (or policy_mode)
+    source_mark mark;
+    source_mark name_mark;
+};
+
+struct ip_restrictions_section {
+    std::vector<marked_string> allow;  // when present, everything not listed is denied
+    std::vector<marked_string> deny;   // listed addresses are denied; deny wins over allow
+    bool has_allow = false;
+    action act = action::forbidden;
+    std::optional<rule_mode> mode;
+    source_mark mark;
+};
+
+enum class proxy_protocol_mode { off, v1, v2, any };
+
 struct certificate_entry {
     std::string cert;  // PEM chain, leaf first
     std::string key;   // PEM private key
@@ -59,6 +105,9 @@ struct listener_section {
     std::string name;
     std::vector<std::string> addresses;  // "ip:port" or "[v6]:port"; port 0 = any free port
     listener_tls tls;
+    proxy_protocol_mode proxy_protocol = proxy_protocol_mode::off;
+    // PROXY headers and X-Forwarded-For are believed only from these peers.
+    std::vector<marked_string> trusted_proxies;
     source_mark mark;
     source_mark address_mark;
 };
@@ -122,6 +171,8 @@ struct location_section {
     std::string upstream;
     location_timeouts timeouts;
     std::optional<std::uint64_t> request_body;  // limits: { request_body: ... }
+    std::optional<ip_restrictions_section> ip_restrictions;
+    std::vector<rule_section> request_blocking;  // first rule that fires decides
     source_mark mark;
     source_mark upstream_mark;
 };
@@ -135,6 +186,8 @@ struct root {
     header_policy_section headers;
     limits_section limits;
     timeouts_section timeouts;
+    rule_mode policy_mode = rule_mode::enforce;  // report: every rule reports only
+    std::vector<rule_section> request_blocking;  // global, evaluated before the location's
     std::vector<location_section> locations;
 };
 

@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/socket_base.hpp>
 
 namespace mailgate::net {
