@@ -291,6 +291,15 @@ std::string location_path_problem(std::string_view p) {
     return {};
 }
 
+// A query parameter name is compared with the raw query as sent, so it cannot hold what
+// never appears in one name there.
+bool is_query_name(std::string_view s) {
+    return !s.empty() && std::none_of(s.begin(), s.end(), [](char c) {
+        const auto u = static_cast<unsigned char>(c);
+        return u <= 0x20 || u >= 0x7f || c == '&' || c == '=' || c == '#';
+    });
+}
+
 // Headers whose value the proxy itself decides: framing, connection management, and
 // HSTS (configured per listener under tls.hsts).
 bool is_managed_header(std::string_view name) {
@@ -395,6 +404,8 @@ class loader {
     std::optional<E> choice(const value_ref& v,
                             std::initializer_list<std::pair<std::string_view, E>> options);
     std::optional<std::string> name(const value_ref& v);
+    std::optional<std::vector<marked_string>> strings(const value_ref& v);
+    std::optional<rule_mode> mode(const value_ref& v);
     std::optional<std::string> readable_file(const value_ref& v, std::string_view noun);
     std::string resolve(const std::string& p) const;
 
@@ -415,6 +426,16 @@ class loader {
     void read_timeouts(const value_ref& v, timeouts_section& out);
     void read_locations(const value_ref& v, std::vector<location_section>& out);
     void read_location(const value_ref& v, location_section& out);
+    void read_rules(const value_ref& v, std::vector<rule_section>& out);
+    void read_rule(const value_ref& v, std::unordered_map<std::string, int>& names,
+                   std::vector<rule_section>& out);
+    void read_preset(const value_ref& v);
+    void read_condition(const value_ref& v, bool negate, condition_block& out);
+    void read_patterns(const value_ref& v, std::vector<marked_string>& out);
+    void read_named_patterns(
+        const value_ref& v, std::string_view noun,
+        std::vector<std::pair<marked_string, std::vector<marked_string>>>& out);
+    void read_ip_restrictions(const value_ref& v, ip_restrictions_section& out);
 
     diagnostics& diags_;
     fs::path base_dir_;
@@ -583,6 +604,31 @@ std::optional<std::string> loader::name(const value_ref& v) {
     return s;
 }
 
+// A string or a list of strings (one string stands for a list of one), each non-empty
+// and with its own mark. nullopt when the value is of the wrong kind; entries that are
+// not usable are reported and left out.
+std::optional<std::vector<marked_string>> loader::strings(const value_ref& v) {
+    std::vector<value_ref> list;
+    if (v.node.IsScalar()) {
+        list.push_back(v);
+    } else if (v.node.IsSequence()) {
+        list = *items(v);
+    } else {
+        error(v.mark, v.what + " must be a string or a list of strings, got " +
+                          std::string(kind_of(v.node)));
+        return std::nullopt;
+    }
+    std::vector<marked_string> out;
+    for (const auto& item : list) {
+        if (auto text = non_empty_string(item)) out.push_back({*text, item.mark});
+    }
+    return out;
+}
+
+std::optional<rule_mode> loader::mode(const value_ref& v) {
+    return choice<rule_mode>(v, {{"enforce", rule_mode::enforce}, {"report", rule_mode::report}});
+}
+
 std::string loader::resolve(const std::string& p) const {
     fs::path path(p);
     if (path.is_relative()) path = base_dir_ / path;
@@ -600,9 +646,9 @@ std::optional<std::string> loader::readable_file(const value_ref& v, std::string
 }
 
 void loader::load(const YAML::Node& doc, root& out) {
-    auto top = open(
-        {doc, "the configuration", mark_of(doc)},
-        {"server", "log", "listeners", "upstreams", "headers", "limits", "timeouts", "locations"});
+    auto top = open({doc, "the configuration", mark_of(doc)},
+                    {"server", "log", "listeners", "upstreams", "headers", "limits", "timeouts",
+                     "policy_mode", "request_blocking", "locations"});
     if (!top) return;
     if (auto f = top->get("server")) read_server(f->value, out.server);
     if (auto f = top->get("log")) read_log(f->value, out.log);
@@ -611,6 +657,10 @@ void loader::load(const YAML::Node& doc, root& out) {
     if (auto f = top->get("headers")) read_headers(f->value, out.headers);
     if (auto f = top->get("limits")) read_limits(f->value, out.limits);
     if (auto f = top->get("timeouts")) read_timeouts(f->value, out.timeouts);
+    if (auto f = top->get("policy_mode")) {
+        if (auto m = mode(f->value)) out.policy_mode = *m;
+    }
+    if (auto f = top->get("request_blocking")) read_rules(f->value, out.request_blocking);
     if (auto f = require(*top, "locations")) read_locations(f->value, out.locations);
 
     // Otherwise every reference might be reported as unknown, burying the one error
@@ -629,7 +679,7 @@ void loader::load(const YAML::Node& doc, root& out) {
 }
 
 void loader::read_server(const value_ref& v, server_section& out) {
-    auto s = open(v, {"workers", "user", "drain_timeout"});
+    auto s = open(v, {"workers", "user", "admin", "drain_timeout"});
     if (!s) return;
     out.mark = s->mark;
     if (auto f = s->get("workers")) {
@@ -652,6 +702,12 @@ void loader::read_server(const value_ref& v, server_section& out) {
     }
     if (auto f = s->get("user")) {
         if (auto user = non_empty_string(f->value)) out.user = *user;
+    }
+    if (auto f = s->get("admin")) {
+        if (auto admin = non_empty_string(f->value)) {
+            out.admin = *admin;
+            out.admin_mark = f->value.mark;
+        }
     }
     if (auto f = s->get("drain_timeout")) {
         if (auto d = duration_value(f->value)) out.drain_timeout = *d;
@@ -703,7 +759,7 @@ void loader::read_listeners(const value_ref& v, std::vector<listener_section>& o
 }
 
 void loader::read_listener(const value_ref& v, listener_section& out) {
-    auto s = open(v, {"name", "address", "tls"});
+    auto s = open(v, {"name", "address", "proxy_protocol", "trusted_proxies", "tls"});
     if (!s) return;
     out.mark = s->mark;
     if (auto f = require(*s, "name")) {
@@ -719,6 +775,27 @@ void loader::read_listener(const value_ref& v, listener_section& out) {
     }
     if (auto f = require(*s, "address")) read_addresses(f->value, out);
     if (auto f = require(*s, "tls")) read_listener_tls(f->value, out.tls);
+    if (auto f = s->get("trusted_proxies")) {
+        // CIDRs are parsed where they are compiled (src/net), at these marks.
+        if (auto list = strings(f->value)) out.trusted_proxies = std::move(*list);
+    }
+    if (auto f = s->get("proxy_protocol")) {
+        // YAML 1.1 would read a bare `off` as false; yaml-cpp keeps the text, as meant.
+        if (auto p = choice<proxy_protocol_mode>(f->value, {{"off", proxy_protocol_mode::off},
+                                                            {"v1", proxy_protocol_mode::v1},
+                                                            {"v2", proxy_protocol_mode::v2},
+                                                            {"any", proxy_protocol_mode::any}})) {
+            out.proxy_protocol = *p;
+            const field* trusted = s->get("trusted_proxies");
+            const bool no_proxies = trusted == nullptr || (trusted->value.node.IsSequence() &&
+                                                           trusted->value.node.size() == 0);
+            if (*p != proxy_protocol_mode::off && no_proxies) {
+                warning(f->value.mark,
+                        "proxy_protocol is on but trusted_proxies is empty: every connection "
+                        "will be refused");
+            }
+        }
+    }
 }
 
 void loader::read_addresses(const value_ref& v, listener_section& out) {
@@ -1015,7 +1092,8 @@ void loader::read_locations(const value_ref& v, std::vector<location_section>& o
 }
 
 void loader::read_location(const value_ref& v, location_section& out) {
-    auto s = open(v, {"path", "upstream", "timeouts", "limits"});
+    auto s =
+        open(v, {"path", "upstream", "timeouts", "limits", "ip_restrictions", "request_blocking"});
     if (!s) return;
     out.mark = s->mark;
     if (auto f = require(*s, "path")) {
@@ -1062,6 +1140,221 @@ void loader::read_location(const value_ref& v, location_section& out) {
             if (auto b = l->get("request_body")) out.request_body = size(b->value);
         }
     }
+    if (auto f = s->get("ip_restrictions")) {
+        ip_restrictions_section r;
+        read_ip_restrictions(f->value, r);
+        out.ip_restrictions = std::move(r);
+    }
+    if (auto f = s->get("request_blocking")) read_rules(f->value, out.request_blocking);
+}
+
+// A list of rules: the global one or a location's. Names are unique within the list,
+// since logs and counters name a rule by its list and its name.
+void loader::read_rules(const value_ref& v, std::vector<rule_section>& out) {
+    auto list = items(v);
+    if (!list) return;
+    std::unordered_map<std::string, int> names;  // name -> line
+    for (const auto& item : *list) {
+        bool preset = false;
+        if (item.node.IsMap()) {
+            for (auto it = item.node.begin(); it != item.node.end(); ++it) {
+                if (it->first.IsScalar() && it->first.Scalar() == "preset") preset = true;
+            }
+        }
+        if (preset) {
+            read_preset(item);
+        } else {
+            read_rule(item, names, out);
+        }
+    }
+}
+
+// `- preset: NAME`: the rule sets that will ship with mailgate. None exists yet.
+void loader::read_preset(const value_ref& v) {
+    auto s = open(v, {"preset"});
+    if (!s) return;
+    if (auto f = s->get("preset")) {
+        if (auto n = non_empty_string(f->value)) {
+            error(f->value.mark, "unknown preset " + quote(*n));
+        }
+    }
+}
+
+void loader::read_rule(const value_ref& v, std::unordered_map<std::string, int>& names,
+                       std::vector<rule_section>& out) {
+    auto s = open(v, {"name", "if", "if_not", "action", "mode"});
+    if (!s) return;
+    rule_section rule;
+    rule.mark = s->mark;
+    if (auto f = require(*s, "name")) {
+        rule.name_mark = f->value.mark;
+        if (auto n = name(f->value)) {
+            rule.name = *n;
+            auto [it, inserted] = names.try_emplace(*n, f->value.mark.line);
+            if (!inserted) {
+                error(f->value.mark, "duplicate rule name " + quote(*n) + " (first at line " +
+                                         std::to_string(it->second) + ")");
+            }
+        }
+    }
+    // Fields are in file order: the first of `if` / `if_not` is the rule's, a second is an
+    // error (and still read, so that its own mistakes show up in the same run).
+    bool have_condition = false;
+    for (const auto& f : s->fields) {
+        if (f.key != "if" && f.key != "if_not") continue;
+        const bool negate = f.key == "if_not";
+        if (!have_condition) {
+            have_condition = true;
+            rule.negate = negate;
+            read_condition(f.value, negate, rule.condition);
+        } else {
+            error(f.key_mark, "a rule has 'if' or 'if_not', not both");
+            condition_block ignored;
+            read_condition(f.value, negate, ignored);
+        }
+    }
+    if (!have_condition) error(s->mark, "missing required key 'if' or 'if_not'");
+    if (auto f = require(*s, "action")) {
+        if (auto a = choice<action>(f->value, {{"allow", action::allow},
+                                               {"abort", action::abort},
+                                               {"forbidden", action::forbidden},
+                                               {"not_found", action::not_found},
+                                               {"unauthorized", action::unauthorized},
+                                               {"too_many_requests", action::too_many_requests}})) {
+            rule.act = *a;
+        }
+    }
+    if (auto f = s->get("mode")) rule.mode = mode(f->value);
+    out.push_back(std::move(rule));
+}
+
+// Every condition written must hold; inside one, a list means "any of". Patterns and
+// CIDRs are compiled by the policy module, which reports their errors at these marks.
+void loader::read_condition(const value_ref& v, bool negate, condition_block& out) {
+    auto s = open(v, {"user_agent", "client_ip", "method", "header", "query"});
+    if (!s) return;
+    out.mark = s->mark;
+    if (v.node.size() == 0) {
+        warning(v.mark, negate ? "empty condition block: the rule never fires"
+                               : "empty condition block: the rule always fires");
+        return;
+    }
+    if (auto f = s->get("user_agent")) {
+        out.has_user_agent = true;
+        read_patterns(f->value, out.user_agent);
+    }
+    if (auto f = s->get("client_ip")) {
+        out.has_client_ip = true;
+        read_patterns(f->value, out.client_ip);
+    }
+    if (auto f = s->get("method")) {
+        out.has_method = true;
+        std::vector<marked_string> methods;
+        read_patterns(f->value, methods);
+        for (auto& m : methods) {
+            if (!is_token(m.text)) {
+                error(m.mark, "invalid method " + quote(m.text) + " (expected an HTTP token)");
+                continue;
+            }
+            out.method.push_back(std::move(m));
+        }
+    }
+    if (auto f = s->get("header")) read_named_patterns(f->value, "header", out.header);
+    if (auto f = s->get("query")) read_named_patterns(f->value, "query parameter", out.query);
+}
+
+// One condition's values; an empty list can never match, which is legal but surely not
+// what was meant.
+void loader::read_patterns(const value_ref& v, std::vector<marked_string>& out) {
+    auto list = strings(v);
+    if (!list) return;
+    if (v.node.IsSequence() && v.node.size() == 0) {
+        warning(v.mark, "condition " + v.what + " is an empty list: it never matches");
+    }
+    out = std::move(*list);
+}
+
+// `header: {Name: patterns}` or `query: {param: patterns}`.
+void loader::read_named_patterns(
+    const value_ref& v, std::string_view noun,
+    std::vector<std::pair<marked_string, std::vector<marked_string>>>& out) {
+    if (!expect_map(v)) return;
+    const bool is_header = noun == "header";
+    std::unordered_map<std::string, int> seen;  // name (lower-case for headers) -> line
+    for (auto it = v.node.begin(); it != v.node.end(); ++it) {
+        const YAML::Node key = it->first;
+        const source_mark key_mark = mark_of(key);
+        if (!key.IsScalar()) {
+            error(key_mark,
+                  std::string(noun) + " names must be strings, got " + std::string(kind_of(key)));
+            continue;
+        }
+        const std::string& n = key.Scalar();
+        if (is_header && !is_token(n)) {
+            error(key_mark, "invalid header name " + quote(n));
+            continue;
+        }
+        if (!is_header && !is_query_name(n)) {
+            error(key_mark, "invalid query parameter name " + quote(n) +
+                                " (it is matched as sent: no spaces, control characters, "
+                                "'&', '=' or '#')");
+            continue;
+        }
+        auto [seen_it, inserted] = seen.try_emplace(is_header ? lower(n) : n, key_mark.line);
+        if (!inserted) {
+            error(key_mark, "duplicate " + std::string(noun) + " " + quote(n) + " (first at line " +
+                                std::to_string(seen_it->second) + ")");
+            continue;
+        }
+        value_ref value = value_of(key, it->second, n);
+        value.what = std::string(noun) + " " + quote(n);
+        std::vector<marked_string> patterns;
+        read_patterns(value, patterns);
+        out.emplace_back(marked_string{n, key_mark}, std::move(patterns));
+    }
+    if (v.node.size() == 0) {
+        warning(v.mark, v.what + " is an empty map: it adds no condition");
+    }
+}
+
+// IIS "IP Address and Domain Restrictions" for one location.
+void loader::read_ip_restrictions(const value_ref& v, ip_restrictions_section& out) {
+    auto s = open(v, {"allow", "deny", "action", "mode"});
+    if (!s) return;
+    out.mark = s->mark;
+    const field* allow = s->get("allow");
+    const field* deny = s->get("deny");
+    if (allow == nullptr && deny == nullptr) {
+        error(s->mark, "missing required key 'allow' or 'deny'");
+    }
+    if (allow) {
+        out.has_allow = true;
+        if (auto list = strings(allow->value)) {
+            out.allow = std::move(*list);
+            if (allow->value.node.IsSequence() && allow->value.node.size() == 0) {
+                warning(allow->value.mark, "'allow' is an empty list: every client is refused");
+            }
+        }
+    }
+    if (deny) {
+        if (auto list = strings(deny->value)) {
+            out.deny = std::move(*list);
+            if (allow == nullptr && deny->value.node.IsSequence() && deny->value.node.size() == 0) {
+                warning(deny->value.mark,
+                        "'deny' is an empty list and there is no 'allow': no client is refused");
+            }
+        }
+    }
+    if (auto f = s->get("action")) {
+        if (auto a = choice<action>(f->value, {{"abort", action::abort},
+                                               {"forbidden", action::forbidden},
+                                               {"not_found", action::not_found},
+                                               {"unauthorized", action::unauthorized},
+                                               {"too_many_requests", action::too_many_requests}})) {
+            out.act = *a;
+        }
+    }
+    if (auto f = s->get("mode")) out.mode = mode(f->value);
 }
 
 // Diagnostics in file order, as a compiler prints them; cross-reference checks run last

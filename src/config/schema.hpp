@@ -22,6 +22,8 @@ struct source_mark {
 struct server_section {
     unsigned workers = 0;  // 0 = auto: one per core
     std::optional<std::string> user;
+    std::optional<std::string> admin;  // "127.0.0.1:9901": /metrics and /status; off when unset
+    source_mark admin_mark;
     duration drain_timeout{std::chrono::seconds(30)};
     source_mark mark;
 };

@@ -229,6 +229,301 @@ TEST(LoadFull, ReadsEveryKey) {
     EXPECT_FALSE(c.locations[2].timeouts.upstream_response);
 }
 
+// The text of each string, for comparing lists of marked strings.
+std::vector<std::string> texts(const std::vector<marked_string>& v) {
+    std::vector<std::string> out;
+    for (const auto& s : v) out.push_back(s.text);
+    return out;
+}
+
+void expect_mark(const source_mark& m, int line, int column) {
+    EXPECT_EQ(m.line, line);
+    EXPECT_EQ(m.column, column);
+}
+
+TEST(LoadPolicy, NothingWrittenMeansNoRulesAndNoProxy) {
+    const auto r = load(minimal());
+    ASSERT_TRUE(r.config) << lines(r);
+    const root& c = *r.config;
+    EXPECT_EQ(c.policy_mode, rule_mode::enforce);
+    EXPECT_TRUE(c.request_blocking.empty());
+    EXPECT_EQ(c.listeners[0].proxy_protocol, proxy_protocol_mode::off);
+    EXPECT_TRUE(c.listeners[0].trusted_proxies.empty());
+    EXPECT_FALSE(c.locations[0].ip_restrictions);
+    EXPECT_TRUE(c.locations[0].request_blocking.empty());
+}
+
+TEST(LoadPolicy, ReadsEveryPolicyKey) {
+    const std::string file = (corpus / "valid" / "policy.yaml").string();
+    const auto r = load_file(file);
+    ASSERT_TRUE(r.config) << lines(r);
+    EXPECT_EQ(lines(r), "");
+    const root& c = *r.config;
+    EXPECT_EQ(c.policy_mode, rule_mode::report);
+
+    ASSERT_EQ(c.listeners.size(), 2u);
+    EXPECT_EQ(c.listeners[0].proxy_protocol, proxy_protocol_mode::v2);
+    EXPECT_EQ(texts(c.listeners[0].trusted_proxies),
+              (std::vector<std::string>{"10.0.0.0/8", "fd00::/8"}));
+    expect_mark(c.listeners[0].trusted_proxies[0].mark, 8, 23);
+    expect_mark(c.listeners[0].trusted_proxies[1].mark, 8, 37);
+    EXPECT_EQ(c.listeners[1].proxy_protocol, proxy_protocol_mode::any);
+    // A single string is a list of one.
+    EXPECT_EQ(texts(c.listeners[1].trusted_proxies), std::vector<std::string>{"127.0.0.1"});
+    expect_mark(c.listeners[1].trusted_proxies[0].mark, 15, 22);
+
+    ASSERT_EQ(c.request_blocking.size(), 3u);
+    {
+        const rule_section& rule = c.request_blocking[0];
+        EXPECT_EQ(rule.name, "no-scanners");
+        expect_mark(rule.mark, 25, 5);
+        expect_mark(rule.name_mark, 25, 11);
+        EXPECT_FALSE(rule.negate);
+        EXPECT_EQ(rule.act, action::abort);
+        EXPECT_FALSE(rule.mode);
+        const condition_block& cond = rule.condition;
+        expect_mark(cond.mark, 26, 9);
+        EXPECT_TRUE(cond.has_user_agent);
+        EXPECT_FALSE(cond.has_client_ip);
+        EXPECT_FALSE(cond.has_method);
+        EXPECT_EQ(texts(cond.user_agent), (std::vector<std::string>{"sqlmap", "(?-i)Nikto"}));
+        expect_mark(cond.user_agent[0].mark, 26, 24);
+        expect_mark(cond.user_agent[1].mark, 26, 34);
+        EXPECT_TRUE(cond.client_ip.empty());
+        EXPECT_TRUE(cond.method.empty());
+        EXPECT_TRUE(cond.header.empty());
+        EXPECT_TRUE(cond.query.empty());
+    }
+    {
+        const rule_section& rule = c.request_blocking[1];
+        EXPECT_EQ(rule.name, "monitor");
+        EXPECT_FALSE(rule.negate);
+        EXPECT_EQ(rule.act, action::allow);
+        EXPECT_EQ(rule.mode, rule_mode::enforce);
+        const condition_block& cond = rule.condition;
+        expect_mark(cond.mark, 30, 7);
+        EXPECT_FALSE(cond.has_user_agent);
+        EXPECT_TRUE(cond.has_client_ip);
+        EXPECT_TRUE(cond.has_method);
+        EXPECT_EQ(texts(cond.client_ip), std::vector<std::string>{"192.0.2.10"});
+        expect_mark(cond.client_ip[0].mark, 30, 18);
+        EXPECT_EQ(texts(cond.method), (std::vector<std::string>{"GET", "HEAD"}));
+        expect_mark(cond.method[1].mark, 31, 21);
+    }
+    {
+        const rule_section& rule = c.request_blocking[2];
+        EXPECT_EQ(rule.name, "legacy_auth.1");
+        EXPECT_TRUE(rule.negate);
+        EXPECT_EQ(rule.act, action::unauthorized);
+        EXPECT_EQ(rule.mode, rule_mode::report);
+        const condition_block& cond = rule.condition;
+        EXPECT_FALSE(cond.has_user_agent || cond.has_client_ip || cond.has_method);
+        ASSERT_EQ(cond.header.size(), 2u);
+        EXPECT_EQ(cond.header[0].first.text, "Authorization");  // as written
+        expect_mark(cond.header[0].first.mark, 36, 17);
+        EXPECT_EQ(texts(cond.header[0].second), std::vector<std::string>{"^Bearer "});
+        expect_mark(cond.header[0].second[0].mark, 36, 32);
+        EXPECT_EQ(cond.header[1].first.text, "X-Custom");
+        EXPECT_EQ(texts(cond.header[1].second), (std::vector<std::string>{"a", "b+"}));
+        expect_mark(cond.header[1].second[1].mark, 36, 58);
+        ASSERT_EQ(cond.query.size(), 2u);
+        EXPECT_EQ(cond.query[0].first.text, "cmd");
+        expect_mark(cond.query[0].first.mark, 37, 16);
+        EXPECT_EQ(texts(cond.query[0].second), std::vector<std::string>{"^Sync$"});
+        expect_mark(cond.query[0].second[0].mark, 37, 24);
+        EXPECT_EQ(cond.query[1].first.text, "a%20b");  // raw, never decoded
+        EXPECT_EQ(texts(cond.query[1].second), std::vector<std::string>{"x"});
+    }
+
+    ASSERT_EQ(c.locations.size(), 3u);
+    {
+        const location_section& l = c.locations[0];
+        EXPECT_FALSE(l.ip_restrictions);
+        ASSERT_EQ(l.request_blocking.size(), 1u);
+        const rule_section& rule = l.request_blocking[0];
+        EXPECT_EQ(rule.name, "monitor");  // a global rule's name, in another list
+        EXPECT_TRUE(rule.negate);
+        EXPECT_EQ(rule.act, action::not_found);
+        EXPECT_FALSE(rule.mode);
+        EXPECT_EQ(texts(rule.condition.user_agent), std::vector<std::string>{"Site24x7"});
+        expect_mark(rule.condition.user_agent[0].mark, 46, 31);
+    }
+    {
+        const location_section& l = c.locations[1];
+        ASSERT_TRUE(l.ip_restrictions);
+        const ip_restrictions_section& ip = *l.ip_restrictions;
+        expect_mark(ip.mark, 51, 7);
+        EXPECT_TRUE(ip.has_allow);
+        EXPECT_EQ(texts(ip.allow), (std::vector<std::string>{"127.0.0.1/32", "::1/128"}));
+        expect_mark(ip.allow[1].mark, 51, 31);
+        EXPECT_EQ(texts(ip.deny), std::vector<std::string>{"127.0.0.2"});
+        expect_mark(ip.deny[0].mark, 52, 14);
+        EXPECT_EQ(ip.act, action::abort);
+        EXPECT_EQ(ip.mode, rule_mode::report);
+        EXPECT_TRUE(l.request_blocking.empty());
+    }
+    {
+        const location_section& l = c.locations[2];
+        ASSERT_TRUE(l.ip_restrictions);
+        const ip_restrictions_section& ip = *l.ip_restrictions;
+        EXPECT_FALSE(ip.has_allow);
+        EXPECT_TRUE(ip.allow.empty());
+        EXPECT_EQ(texts(ip.deny), (std::vector<std::string>{"0.0.0.0/0", "::/0"}));
+        EXPECT_EQ(ip.act, action::forbidden);  // the default
+        EXPECT_FALSE(ip.mode);
+        ASSERT_EQ(l.request_blocking.size(), 2u);
+        EXPECT_EQ(l.request_blocking[0].name, "slow-down");
+        expect_mark(l.request_blocking[0].mark, 59, 9);
+        EXPECT_EQ(l.request_blocking[0].act, action::too_many_requests);
+        EXPECT_EQ(texts(l.request_blocking[0].condition.method), std::vector<std::string>{"POST"});
+        EXPECT_EQ(l.request_blocking[1].name, "outsiders");
+        EXPECT_TRUE(l.request_blocking[1].negate);
+        EXPECT_EQ(l.request_blocking[1].act, action::forbidden);
+    }
+}
+
+TEST(LoadPolicy, EveryActionAndMode) {
+    for (const auto& [word, act] :
+         {std::pair{"allow", action::allow}, std::pair{"abort", action::abort},
+          std::pair{"forbidden", action::forbidden}, std::pair{"not_found", action::not_found},
+          std::pair{"unauthorized", action::unauthorized},
+          std::pair{"too_many_requests", action::too_many_requests}}) {
+        for (const auto& [mode_word, mode] :
+             {std::pair{"enforce", rule_mode::enforce}, std::pair{"report", rule_mode::report}}) {
+            const auto r = load(minimal(std::string("request_blocking:\n  - { name: r, if: { "
+                                                    "method: GET }, action: ") +
+                                        word + ", mode: " + mode_word + " }\n"));
+            ASSERT_TRUE(r.config) << word << ": " << lines(r);
+            ASSERT_EQ(r.config->request_blocking.size(), 1u);
+            EXPECT_EQ(r.config->request_blocking[0].act, act) << word;
+            EXPECT_EQ(r.config->request_blocking[0].mode, mode) << mode_word;
+        }
+    }
+}
+
+TEST(LoadPolicy, IpRestrictionsTakeEveryActionButAllow) {
+    for (const auto& [word, act] :
+         {std::pair{"abort", action::abort}, std::pair{"forbidden", action::forbidden},
+          std::pair{"not_found", action::not_found},
+          std::pair{"unauthorized", action::unauthorized},
+          std::pair{"too_many_requests", action::too_many_requests}}) {
+        const auto r = load(minimal(std::string("    ip_restrictions: { deny: [10.0.0.0/8], "
+                                                "action: ") +
+                                    word + " }\n"));
+        ASSERT_TRUE(r.config) << word << ": " << lines(r);
+        EXPECT_EQ(r.config->locations[0].ip_restrictions->act, act) << word;
+    }
+    EXPECT_EQ(lines(load(minimal("    ip_restrictions: { allow: [10.0.0.0/8], action: allow }\n"))),
+              "test.yaml:13:53: error: invalid value 'allow' for 'action' (expected abort, "
+              "forbidden, not_found, unauthorized or too_many_requests)\n");
+}
+
+TEST(LoadPolicy, ProxyProtocolOffIsTextNotABoolean) {
+    for (const char* value : {"off", "\"off\"", "'off'"}) {
+        std::string yaml = minimal();
+        yaml.replace(yaml.find("    tls:"), 0, std::string("    proxy_protocol: ") + value + "\n");
+        const auto r = load(yaml);
+        ASSERT_TRUE(r.config) << value << ": " << lines(r);
+        EXPECT_EQ(lines(r), "");
+        EXPECT_EQ(r.config->listeners[0].proxy_protocol, proxy_protocol_mode::off);
+    }
+    for (const auto& [value, mode] :
+         {std::pair{"v1", proxy_protocol_mode::v1}, std::pair{"v2", proxy_protocol_mode::v2},
+          std::pair{"any", proxy_protocol_mode::any}}) {
+        std::string yaml = minimal();
+        yaml.replace(
+            yaml.find("    tls:"), 0,
+            std::string("    proxy_protocol: ") + value + "\n    trusted_proxies: [10.0.0.0/8]\n");
+        const auto r = load(yaml);
+        ASSERT_TRUE(r.config) << value << ": " << lines(r);
+        EXPECT_EQ(lines(r), "");
+        EXPECT_EQ(r.config->listeners[0].proxy_protocol, mode);
+    }
+}
+
+TEST(LoadPolicy, ProxyProtocolWithoutTrustedProxiesWarns) {
+    std::string yaml = minimal();
+    yaml.replace(yaml.find("    tls:"), 0, "    proxy_protocol: v2\n");
+    const auto r = load(yaml);
+    ASSERT_TRUE(r.config);
+    EXPECT_EQ(lines(r),
+              "test.yaml:4:21: warning: proxy_protocol is on but trusted_proxies is empty: every "
+              "connection will be refused\n");
+}
+
+TEST(LoadPolicy, EmptyConditionBlocksWarnByPolarity) {
+    const auto r = load(minimal(R"(request_blocking:
+  - { name: a, if: {}, action: abort }
+  - { name: b, if_not: {}, action: abort }
+)"));
+    ASSERT_TRUE(r.config) << lines(r);
+    EXPECT_EQ(lines(r),
+              "test.yaml:14:20: warning: empty condition block: the rule always fires\n"
+              "test.yaml:15:24: warning: empty condition block: the rule never fires\n");
+    EXPECT_FALSE(r.config->request_blocking[0].negate);
+    EXPECT_TRUE(r.config->request_blocking[1].negate);
+}
+
+TEST(LoadPolicy, EmptyListSetsTheConditionButHoldsNothing) {
+    const auto r =
+        load(minimal("request_blocking:\n  - { name: a, if: { user_agent: [] }, "
+                     "action: abort }\n"));
+    ASSERT_TRUE(r.config) << lines(r);
+    EXPECT_EQ(lines(r),
+              "test.yaml:14:34: warning: condition 'user_agent' is an empty list: it never "
+              "matches\n");
+    const condition_block& cond = r.config->request_blocking[0].condition;
+    EXPECT_TRUE(cond.has_user_agent);  // present: the rule can never match
+    EXPECT_TRUE(cond.user_agent.empty());
+    EXPECT_FALSE(cond.has_client_ip);
+}
+
+TEST(LoadPolicy, BothIfAndIfNotIsAnErrorAndBothAreChecked) {
+    const auto r = load(minimal(R"(request_blocking:
+  - name: a
+    if_not: { method: GET }
+    if: { method: "G T" }
+    action: abort
+)"));
+    EXPECT_FALSE(r.config);
+    EXPECT_EQ(lines(r),
+              "test.yaml:16:5: error: a rule has 'if' or 'if_not', not both\n"
+              "test.yaml:16:19: error: invalid method 'G T' (expected an HTTP token)\n");
+}
+
+TEST(LoadPolicy, DuplicateRuleNamesAreReportedAtTheSecond) {
+    const auto r = load(minimal(R"(    request_blocking:
+      - { name: x, if: { method: GET }, action: abort }
+      - { name: y, if: { method: GET }, action: abort }
+      - { name: x, if: { method: PUT }, action: abort }
+request_blocking:
+  - { name: x, if: { method: GET }, action: abort }
+)"));
+    EXPECT_EQ(lines(r), "test.yaml:16:17: error: duplicate rule name 'x' (first at line 14)\n");
+}
+
+TEST(LoadPolicy, PresetsDoNotExistYet) {
+    const auto r = load(minimal("request_blocking:\n  - preset: exchange-shields\n"));
+    EXPECT_FALSE(r.config);
+    EXPECT_EQ(lines(r), "test.yaml:14:13: error: unknown preset 'exchange-shields'\n");
+}
+
+TEST(LoadPolicy, ConditionsCanBeSharedWithAliases) {
+    const auto r = load(minimal(R"(    request_blocking:
+      - { name: a, if_not: &clients { user_agent: ["^Apple-iPhone", Boxer] }, action: abort }
+  - path: /ews
+    upstream: exchange
+    request_blocking:
+      - { name: a, if_not: *clients, action: forbidden }
+)"));
+    ASSERT_TRUE(r.config) << lines(r);
+    const auto& ews = r.config->locations[1].request_blocking[0];
+    EXPECT_EQ(texts(ews.condition.user_agent),
+              (std::vector<std::string>{"^Apple-iPhone", "Boxer"}));
+    // The alias refers to the anchored node: marks point where the patterns are written.
+    expect_mark(ews.condition.user_agent[0].mark, 14, 52);
+}
+
 TEST(LoadFile, ResolvesRelativePathsAgainstTheFilesDirectory) {
     temp_dir dir;
     fs::create_directory(dir.path() / "certs");
