@@ -20,6 +20,7 @@
 #include "config/load.hpp"
 #include "net/listener.hpp"
 #include "observe/access_log.hpp"
+#include "observe/admin.hpp"
 #include "proxy/worker.hpp"
 
 namespace mailgate::app {
@@ -50,11 +51,16 @@ namespace {
 
 spdlog::level::level_enum to_spdlog(config::log_level l) {
     switch (l) {
-        case config::log_level::trace: return spdlog::level::trace;
-        case config::log_level::debug: return spdlog::level::debug;
-        case config::log_level::info: return spdlog::level::info;
-        case config::log_level::warn: return spdlog::level::warn;
-        case config::log_level::error: return spdlog::level::err;
+        case config::log_level::trace:
+            return spdlog::level::trace;
+        case config::log_level::debug:
+            return spdlog::level::debug;
+        case config::log_level::info:
+            return spdlog::level::info;
+        case config::log_level::warn:
+            return spdlog::level::warn;
+        case config::log_level::error:
+            return spdlog::level::err;
     }
     return spdlog::level::info;
 }
@@ -81,6 +87,54 @@ void drop_privileges(const std::string& user) {
     if (::setgroups(0, nullptr) != 0 || ::setgid(pw->pw_gid) != 0 || ::setuid(pw->pw_uid) != 0)
         throw std::runtime_error("server.user: cannot switch to '" + user + "'");
     spdlog::info("running as user {}", user);
+}
+
+std::string metrics_text(const std::vector<std::unique_ptr<proxy::worker>>& workers,
+                         const runtime::snapshot& snap) {
+    std::uint64_t connections = 0, requests = 0, exceptions = 0, active = 0;
+    for (const auto& w : workers) {
+        connections += w->counters().connections.load(std::memory_order_relaxed);
+        requests += w->counters().requests.load(std::memory_order_relaxed);
+        exceptions += w->counters().session_exceptions.load(std::memory_order_relaxed);
+        active += w->active_sessions();
+    }
+    std::string out;
+    auto line = [&](std::string_view name, std::string_view labels, std::uint64_t v) {
+        out.append(name);
+        if (!labels.empty()) out.append("{").append(labels).append("}");
+        out.append(" ").append(std::to_string(v)).append("\n");
+    };
+    out += "# TYPE mailgate_connections_total counter\n";
+    line("mailgate_connections_total", "", connections);
+    out += "# TYPE mailgate_connections_active gauge\n";
+    line("mailgate_connections_active", "", active);
+    out += "# TYPE mailgate_requests_total counter\n";
+    line("mailgate_requests_total", "", requests);
+    out += "# TYPE mailgate_session_exceptions_total counter\n";
+    line("mailgate_session_exceptions_total", "", exceptions);
+    out += "# TYPE mailgate_rule_hits_total counter\n";
+    for (const auto& r : snap.policy->rules()) {
+        std::uint64_t enforced = 0, reported = 0;
+        for (const auto& w : workers) {
+            const auto [e, rep] = w->policy_hits_of(r.id);
+            enforced += e;
+            reported += rep;
+        }
+        const std::string base = "rule=\"" + observe::prometheus_label(r.name) + "\",action=\"" +
+                                 std::string(policy::to_string(r.act)) + "\",mode=\"";
+        line("mailgate_rule_hits_total", base + "enforce\"", enforced);
+        line("mailgate_rule_hits_total", base + "report\"", reported);
+    }
+    return out;
+}
+
+std::string status_text(const std::vector<std::unique_ptr<proxy::worker>>& workers,
+                        const runtime::snapshot& snap) {
+    std::size_t active = 0;
+    for (const auto& w : workers) active += w->active_sessions();
+    return "{\"version\":\"" MAILGATE_VERSION "\",\"workers\":" + std::to_string(workers.size()) +
+           ",\"connections_active\":" + std::to_string(active) +
+           ",\"rules\":" + std::to_string(snap.policy->rules().size()) + "}\n";
 }
 
 }  // namespace
@@ -138,6 +192,19 @@ int run(const std::string& path) {
     spdlog::info("mailgate {} started with {} workers", MAILGATE_VERSION, workers.size());
 
     asio::io_context control;
+    if (snap->admin) {
+        try {
+            observe::start_admin(control, *snap->admin,
+                                 {[&] { return metrics_text(workers, *holder.load()); },
+                                  [&] { return status_text(workers, *holder.load()); }});
+            spdlog::info("admin endpoint on {}", endpoint_string(*snap->admin));
+        } catch (const std::exception& e) {
+            spdlog::error("cannot start the admin endpoint: {}", e.what());
+            for (auto& w : workers) w->stop();
+            for (auto& t : threads) t.join();
+            return 1;
+        }
+    }
     asio::signal_set signals(control, SIGTERM, SIGINT, SIGHUP);
     asio::steady_timer drain_timer(control);
     int exit_code = 0;
@@ -150,7 +217,7 @@ int run(const std::string& path) {
         if (active == 0 || std::chrono::steady_clock::now() >= deadline) {
             if (active != 0) spdlog::warn("drain deadline passed with {} connections open", active);
             for (auto& w : workers) w->stop();
-            signals.cancel();
+            control.stop();  // the admin endpoint runs here too
             return;
         }
         drain_timer.expires_after(std::chrono::milliseconds(50));
@@ -173,7 +240,8 @@ int run(const std::string& path) {
                 if (!next) {
                     spdlog::error("reload failed; keeping the running configuration");
                 } else if (!same_listeners(*holder.load(), *next)) {
-                    spdlog::error("reload refused: listener names or addresses changed (restart needed)");
+                    spdlog::error(
+                        "reload refused: listener names or addresses changed (restart needed)");
                 } else {
                     holder.store(std::move(next));
                     spdlog::info("configuration reloaded");

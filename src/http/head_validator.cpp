@@ -74,8 +74,9 @@ bool valid_host(std::string_view h) {
 
 bool has_connection_token(const fields_t& f, std::string_view token) {
     bool found = false;
-    const auto range = f.equal_range(bhttp::field::connection);
-    for (auto it = range.first; it != range.second && !found; ++it) {
+    // Not equal_range: in Beast 1.81 it spans every field between the first and last match.
+    for (auto it = f.begin(); it != f.end() && !found; ++it) {
+        if (it->name() != bhttp::field::connection) continue;
         ascii::for_each_list_token(it->value(), [&](std::string_view t) {
             found = ascii::iequals(t, token);
             return !found;

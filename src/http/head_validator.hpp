@@ -20,6 +20,12 @@ struct request_info {
     std::string_view query;            // after '?', without it; empty if none (view)
 };
 
+// Whether a body follows the head (a Content-Length of 0 is no body).
+inline bool has_body(const request_info& i) {
+    return i.framing == body_framing::chunked ||
+           (i.framing == body_framing::content_length && i.content_length > 0);
+}
+
 struct validation_result {
     int http_status = 0;  // 0 = valid; else 400 (or 417 for an unsupported Expect)
     std::string_view reason;

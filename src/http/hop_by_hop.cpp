@@ -24,8 +24,10 @@ bool is_token(std::string_view s) {
 }  // namespace
 
 hop_by_hop_set::hop_by_hop_set(const boost::beast::http::fields& fields) {
-    const auto range = fields.equal_range(boost::beast::http::field::connection);
-    for (auto it = range.first; it != range.second; ++it) {
+    // Not equal_range: in Beast 1.81 it spans the insertion-ordered list between the first and
+    // last Connection field, fields of other names in between included.
+    for (auto it = fields.begin(); it != fields.end(); ++it) {
+        if (it->name() != boost::beast::http::field::connection) continue;
         ascii::for_each_list_token(it->value(), [&](std::string_view token) {
             if (!is_token(token)) return true;
             std::string lower(token);

@@ -27,15 +27,17 @@ void append_uint(std::string& out, std::uint64_t v) {
 }  // namespace
 
 void build_upstream_request(const beast::http::request_header<>& head, const request_info& info,
-                            std::string_view client_ip, std::string& out) {
+                            std::string_view client_ip, std::string_view default_host,
+                            std::string& out) {
     out.append(head.method_string()).append(" ").append(head.target()).append(" HTTP/1.1\r\n");
+    if (info.host.empty()) append_field(out, "Host", default_host);
     const hop_by_hop_set hop(head);
     for (const auto& f : head) {
         const auto name = f.name_string();
         // Host stays even when a Connection field names it: the upstream must see it.
         if ((hop.is_hop_by_hop(name) && !beast::iequals(name, "host")) ||
-            beast::iequals(name, "expect") ||
-            beast::iequals(name, "x-forwarded-for") || beast::iequals(name, "x-forwarded-proto"))
+            beast::iequals(name, "expect") || beast::iequals(name, "x-forwarded-for") ||
+            beast::iequals(name, "x-forwarded-proto"))
             continue;
         append_field(out, name, f.value());
     }
@@ -56,9 +58,9 @@ void build_upstream_request(const beast::http::request_header<>& head, const req
     out.append("\r\n");
 }
 
-void build_client_response(const beast::http::response_header<>& head,
-                           const header_policy& policy, response_framing framing,
-                           std::uint64_t length, bool keep_alive, std::string& out) {
+void build_client_response(const beast::http::response_header<>& head, const header_policy& policy,
+                           response_framing framing, std::uint64_t length, bool keep_alive,
+                           std::string& out) {
     out.append("HTTP/1.1 ");
     append_uint(out, head.result_int());
     out.append(" ");
@@ -68,8 +70,10 @@ void build_client_response(const beast::http::response_header<>& head,
     const hop_by_hop_set hop(head);
     for (const auto& f : head) {
         const auto name = f.name_string();
-        const bool informational_length =
-            framing == response_framing::none && beast::iequals(name, "content-length");
+        // HEAD and 304 responses describe the body they would have; 204 and 1xx have none.
+        const auto status = head.result_int();
+        const bool informational_length = framing == response_framing::none && status >= 200 &&
+                                          status != 204 && beast::iequals(name, "content-length");
         if ((hop.is_hop_by_hop(name) && !informational_length) || policy.strips(name)) continue;
         append_field(out, name, f.value());
     }

@@ -17,9 +17,11 @@ namespace mailgate::http {
 // `info.framing` (Content-Length: N, Transfer-Encoding: chunked, or none). Expect is
 // dropped (mailgate answers 100-continue itself). X-Forwarded-For and X-Forwarded-Proto
 // are replaced, not appended: without trusted proxies a client-sent value is a lie.
+// An HTTP/1.0 request without Host gets `default_host` (the upstream's name): the upstream
+// is spoken to in HTTP/1.1, where Host is required.
 void build_upstream_request(const boost::beast::http::request_header<>& head,
                             const request_info& info, std::string_view client_ip,
-                            std::string& out);
+                            std::string_view default_host, std::string& out);
 
 enum class response_framing {
     none,            // no body (HEAD, 204, 304): fields kept as informational

@@ -1,7 +1,8 @@
 #pragma once
 // A set of IPv4/IPv6 networks, compiled into sorted, merged interval tables so that a
 // lookup is one binary search and allocates nothing. IPv4-mapped IPv6 addresses
-// (::ffff:a.b.c.d) are looked up as the IPv4 address they carry.
+// (::ffff:a.b.c.d) are looked up as the IPv4 address they carry. Otherwise the families stay
+// apart: ::/0 is all of IPv6 and holds no IPv4 client; 0.0.0.0/0 holds every IPv4 one.
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -24,8 +25,14 @@ public:
     bool empty() const { return v4_.empty() && v6_.empty(); }
 
 private:
-    struct range4 { std::uint32_t lo, hi; };
-    struct range6 { unsigned __int128 lo, hi; };
+    struct range4 {
+        std::uint32_t lo, hi;
+    };
+    // __extension__: unsigned __int128 is a GCC/Clang extension, and -Wpedantic says so.
+    __extension__ using u128 = unsigned __int128;
+    struct range6 {
+        u128 lo, hi;
+    };
     std::vector<range4> v4_;
     std::vector<range6> v6_;
 };

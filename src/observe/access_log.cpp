@@ -31,7 +31,8 @@ access_log::~access_log() {
 
 std::string format_record(const access_record& r) {
     using json = nlohmann::ordered_json;
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(r.time.time_since_epoch());
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(r.time.time_since_epoch());
     const std::time_t secs = static_cast<std::time_t>(ms.count() / 1000);
     std::tm tm{};
     gmtime_r(&secs, &tm);
@@ -42,6 +43,7 @@ std::string format_record(const access_record& r) {
     json j = {
         {"time", when},
         {"client", sv(r.client)},
+        {"peer", sv(r.peer)},
         {"listener", sv(r.listener)},
         {"method", sv(r.method)},
         {"target", sv(r.target)},
@@ -55,6 +57,8 @@ std::string format_record(const access_record& r) {
         {"tls_cipher", sv(r.tls_cipher)},
         {"user_agent", sv(r.user_agent)},
         {"rule", r.rule.empty() ? json(nullptr) : json(sv(r.rule))},
+        {"action", r.action.empty() ? json(nullptr) : json(sv(r.action))},
+        {"mode", r.mode.empty() ? json(nullptr) : json(sv(r.mode))},
     };
     if (!r.error.empty()) j["error"] = sv(r.error);
     // Attacker-controlled bytes (target, User-Agent) may be invalid UTF-8: replace, never throw.

@@ -11,21 +11,24 @@ namespace mailgate::observe {
 
 struct access_record {
     std::chrono::system_clock::time_point time;
-    std::string_view client;
+    std::string_view client;  // the resolved client (PROXY protocol / trusted X-Forwarded-For)
+    std::string_view peer;    // the socket peer
     std::string_view listener;
     std::string_view method;
     std::string_view target;
-    int status = 0;                // 0: no response (connection closed/aborted)
-    std::uint64_t bytes_in = 0;    // request head + body from the client
-    std::uint64_t bytes_out = 0;   // response head + body to the client
+    int status = 0;               // 0: no response (connection closed/aborted)
+    std::uint64_t bytes_in = 0;   // request head + body from the client
+    std::uint64_t bytes_out = 0;  // response head + body to the client
     double duration_ms = 0;
-    std::string_view upstream;     // server label, empty if none was used
-    double upstream_ms = -1;       // time to the upstream's response head; -1 if none
+    std::string_view upstream;  // server label, empty if none was used
+    double upstream_ms = -1;    // time to the upstream's response head; -1 if none
     std::string_view tls_version;
     std::string_view tls_cipher;
     std::string_view user_agent;
-    std::string_view rule;         // the rule that decided; empty until policies exist
-    std::string_view error;        // why mailgate answered or closed, if it did
+    std::string_view rule;    // the rule that decided (or reported), "location/name"
+    std::string_view action;  // what that rule does
+    std::string_view mode;    // enforce | report
+    std::string_view error;   // why mailgate answered or closed, if it did
 };
 
 class access_log {

@@ -2,6 +2,7 @@
 
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -12,6 +13,8 @@
 
 #include "http/messages.hpp"
 #include "net/address.hpp"
+#include "net/forwarded_for.hpp"
+#include "net/proxy_protocol.hpp"
 #include "observe/access_log.hpp"
 #include "proxy/worker.hpp"
 #include "tls/client_context.hpp"
@@ -84,8 +87,9 @@ void start_session(worker& w, asio::ip::tcp::socket socket, std::size_t listener
     auto* raw = session.get();
     asio::co_spawn(
         w.io(),
-        [](std::unique_ptr<client_session> s) -> awaitable<void> { co_await s->run(); }(
-            std::move(session)),
+        [](std::unique_ptr<client_session> s) -> awaitable<void> {
+            co_await s->run();
+        }(std::move(session)),
         [&w, raw](std::exception_ptr e) {
             if (!e) return;
             w.counters().session_exceptions.fetch_add(1, std::memory_order_relaxed);
@@ -100,25 +104,29 @@ void start_session(worker& w, asio::ip::tcp::socket socket, std::size_t listener
         });
 }
 
-client_session::client_session(worker& w, asio::ip::tcp::socket socket,
-                               std::size_t listener_index,
+client_session::client_session(worker& w, asio::ip::tcp::socket socket, std::size_t listener_index,
                                std::shared_ptr<const runtime::snapshot> snap)
     : worker_(w),
       snap_(snap),
       listener_(&snap->listeners[listener_index]),
       listener_snap_(std::move(snap)),
       stream_(std::move(socket), *listener_->tls),
-      buffer_(listener_snap_->head_limits.request_line + listener_snap_->head_limits.request_headers +
-              8192),
+      buffer_(listener_snap_->head_limits.request_line +
+              listener_snap_->head_limits.request_headers + 8192),
       idle_timeout_(listener_snap_->timeouts.idle) {
     boost::system::error_code ec;
     const auto remote = stream_.lowest_layer().remote_endpoint(ec);
-    client_ip_ = ec ? std::string("unknown") : net::ip_string(remote.address());
+    if (!ec) peer_ = remote.address();
+    if (peer_.is_v6() && peer_.to_v6().is_v4_mapped())
+        peer_ = asio::ip::make_address_v4(asio::ip::v4_mapped, peer_.to_v6());
+    peer_text_ = ec ? std::string("unknown") : peer_.to_string();
+    socket_peer_text_ = peer_text_;
 }
 
 void client_session::on_deadline() {
+    // The deadline stays: if this cancel finds no operation pending (one just completed), the
+    // next tick cancels again, until the session arms a new deadline for its next step.
     timed_out_ = true;
-    disarm();
     boost::system::error_code ec;
     stream_.lowest_layer().cancel(ec);
     if (upstream_) upstream_->stream.lowest_layer().cancel(ec);
@@ -140,9 +148,14 @@ awaitable<void> client_session::run() {
 
     phase_ = phase::handshake;
     arm(snap_->timeouts.tls_handshake);
+    if (listener_->proxy_protocol != config::proxy_protocol_mode::off &&
+        !co_await read_proxy_header()) {
+        abort_connection();
+        co_return;
+    }
     auto [ec] = co_await stream_.async_handshake(asio::ssl::stream_base::server, use_tuple);
     if (ec) {
-        spdlog::debug("TLS handshake with {} failed: {}", client_ip_, ec.message());
+        spdlog::debug("TLS handshake with {} failed: {}", peer_text_, ec.message());
         co_return;
     }
     tls_version_ = SSL_get_version(stream_.native_handle());
@@ -150,13 +163,71 @@ awaitable<void> client_session::run() {
 
     bool first = true;
     while (co_await serve_one(first)) first = false;
-    co_await shutdown();
+    if (!aborted_) co_await shutdown();
+}
+
+awaitable<bool> client_session::read_proxy_header() {
+    // Only a trusted load balancer may vouch for a client address.
+    if (!listener_->trusted_proxies.contains(peer_)) {
+        spdlog::debug("PROXY header expected from untrusted peer {}: closed", peer_text_);
+        co_return false;
+    }
+    const auto mode = [&] {
+        switch (listener_->proxy_protocol) {
+            case config::proxy_protocol_mode::v1:
+                return net::proxy_protocol_mode::v1;
+            case config::proxy_protocol_mode::v2:
+                return net::proxy_protocol_mode::v2;
+            case config::proxy_protocol_mode::any:
+                return net::proxy_protocol_mode::any;
+            case config::proxy_protocol_mode::off:
+                break;
+        }
+        return net::proxy_protocol_mode::off;
+    }();
+    // The header is peeked, never over-read: the bytes after it are the TLS ClientHello, and
+    // the TLS stream must find them in the socket. Bytes of an incomplete header are consumed.
+    auto& socket = stream_.next_layer();
+    std::array<char, net::proxy_header_max_size> buf;
+    std::size_t have = 0;
+    for (;;) {
+        auto [wec] = co_await socket.async_wait(asio::ip::tcp::socket::wait_read, use_tuple);
+        if (wec) co_return false;
+        const auto n = ::recv(socket.native_handle(), buf.data() + have, buf.size() - have,
+                              MSG_PEEK | MSG_DONTWAIT);
+        if (n == 0) co_return false;
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) continue;
+            co_return false;
+        }
+        const auto r = net::parse_proxy_header(std::string_view(buf.data(), have + n), mode);
+        if (r.status == net::proxy_parse_status::invalid) {
+            spdlog::debug("invalid PROXY header from {}: {}", peer_text_, r.reason);
+            co_return false;
+        }
+        const std::size_t take = r.status == net::proxy_parse_status::done
+                                     ? r.consumed - have
+                                     : static_cast<std::size_t>(n);
+        if (::recv(socket.native_handle(), buf.data() + have, take, MSG_DONTWAIT) !=
+            static_cast<ssize_t>(take))
+            co_return false;
+        have += take;
+        if (r.status == net::proxy_parse_status::done) {
+            if (!r.header.local) {
+                peer_ = r.header.source.address();
+                peer_text_ = peer_.to_string();
+            }
+            co_return true;
+        }
+        if (have == buf.size()) co_return false;
+    }
 }
 
 // The request pipeline, top to bottom. Each phase either lets the request go on or ends
 // it with a reply or a close; the access log record is written whatever happened.
 awaitable<bool> client_session::serve_one(bool first) {
     snap_ = worker_.snapshots().load();
+    timed_out_ = false;
     exchange ex;
 
     // Phase: read_head (scanner, Beast parser, validator).
@@ -182,16 +253,19 @@ awaitable<bool> client_session::serve_one(bool first) {
         co_return false;
     }
     worker_.counters().requests.fetch_add(1, std::memory_order_relaxed);
+    ex.client = resolve_client(ex.parser.get());
+    ex.client_text = ex.client == peer_ ? peer_text_ : ex.client.to_string();
     ex.parser.eager(true);  // the body: parse all that has arrived in one go
-    const bool has_body = ex.info.framing != http::body_framing::none;
+    const bool has_body = http::has_body(ex.info);
 
     // Phase: route (longest prefix of the normalized path; the body limit of that location).
-    ex.location = snap_->route(ex.normalized_path == "*" ? std::string_view("/") : ex.normalized_path);
+    ex.location =
+        snap_->route(ex.normalized_path == "*" ? std::string_view("/") : ex.normalized_path);
     if (ex.location == nullptr) {
         ex.error = "no location";
-        co_await reply(ex, 404, has_body);
+        const bool keep = co_await reply(ex, 404, has_body);
         finish(ex);
-        co_return !has_body && ex.info.keep_alive && !worker_.draining();
+        co_return keep;
     }
     if (ex.info.framing == http::body_framing::content_length &&
         ex.info.content_length > ex.location->request_body) {
@@ -201,6 +275,13 @@ awaitable<bool> client_session::serve_one(bool first) {
         co_return false;
     }
     idle_timeout_ = ex.location->idle;
+
+    // Phase: request_policy (global rules, then the location's ip_restrictions and rules).
+    bool keep_alive_after_denial = false;
+    if (!co_await apply_policy(ex, keep_alive_after_denial)) {
+        finish(ex);
+        co_return keep_alive_after_denial;
+    }
 
     // Phases: upstream peer, upstream request, forward, response policy.
     const bool keep_alive = co_await forward(ex, *ex.location);
@@ -238,7 +319,8 @@ awaitable<http::scan_result> client_session::read_head(http::head_scanner& scann
         if (ec) {
             if (timed_out_ && buffer_.size() > 0) {
                 timed_out_ = false;
-                co_return http::scan_result{http::scan_status::reject, 0, 408, "request head timeout"};
+                co_return http::scan_result{http::scan_status::reject, 0, 408,
+                                            "request head timeout"};
             }
             co_return http::scan_result{};
         }
@@ -257,8 +339,9 @@ awaitable<std::unique_ptr<upstream_connection>> client_session::connect_upstream
     auto [ec] = co_await conn->stream.lowest_layer().async_connect(target.endpoint, use_tuple);
     if (ec) {
         upstream_ = nullptr;
-        if (!timed_out_) pool.mark_down(server, clock::now());
-        ex.error = "upstream connect " + target.label + ": " + (timed_out_ ? "timeout" : ec.message());
+        pool.mark_down(server, clock::now());
+        ex.error =
+            "upstream connect " + target.label + ": " + (timed_out_ ? "timeout" : ec.message());
         spdlog::warn("{}", ex.error);
         co_return nullptr;
     }
@@ -272,9 +355,10 @@ awaitable<std::unique_ptr<upstream_connection>> client_session::connect_upstream
     auto [hec] = co_await conn->stream.async_handshake(asio::ssl::stream_base::client, use_tuple);
     upstream_ = nullptr;
     if (hec) {
-        if (!timed_out_) pool.mark_down(server, clock::now());
+        pool.mark_down(server, clock::now());
         ex.error = "upstream TLS " + target.label + ": " +
-                   (timed_out_ ? std::string("timeout") : tls::describe_handshake_failure(conn->stream, hec));
+                   (timed_out_ ? std::string("timeout")
+                               : tls::describe_handshake_failure(conn->stream, hec));
         spdlog::warn("{}", ex.error);
         co_return nullptr;
     }
@@ -286,9 +370,9 @@ awaitable<bool> client_session::forward(exchange& ex, const runtime::compiled_lo
     const auto pools = worker_.pools_for(snap_);
     auto& pool = pools->pools[loc.upstream];
     const auto& req = ex.parser.get();
-    const bool has_body = ex.info.framing != http::body_framing::none;
+    const bool has_body = http::has_body(ex.info);
     out_.clear();
-    http::build_upstream_request(req.base(), ex.info, client_ip_, out_);
+    http::build_upstream_request(req.base(), ex.info, ex.client_text, up.server_name, out_);
     const std::string request_head = out_;  // kept for a retry on a fresh connection
 
     std::unique_ptr<upstream_connection> conn;
@@ -308,8 +392,7 @@ awaitable<bool> client_session::forward(exchange& ex, const runtime::compiled_lo
             }
             if (!conn) {
                 const bool timeout = std::exchange(timed_out_, false);
-                co_await reply(ex, timeout ? 504 : 502, has_body);
-                co_return !has_body && ex.info.keep_alive && !worker_.draining();
+                co_return co_await reply(ex, timeout ? 504 : 502, has_body);
             }
         } else {
             ex.upstream = up.servers[conn->server].label;
@@ -319,7 +402,8 @@ awaitable<bool> client_session::forward(exchange& ex, const runtime::compiled_lo
 
         phase_ = phase::upstream_write;
         arm(snap_->timeouts.send);
-        auto [wec, wn] = co_await asio::async_write(conn->stream, asio::buffer(request_head), use_tuple);
+        auto [wec, wn] =
+            co_await asio::async_write(conn->stream, asio::buffer(request_head), use_tuple);
         if (wec) {
             upstream_ = nullptr;
             if (reused && !timed_out_) continue;  // the pooled connection was stale
@@ -367,7 +451,8 @@ awaitable<bool> client_session::forward(exchange& ex, const runtime::compiled_lo
         rp->header_limit(upstream_header_limit);
         rp->body_limit(boost::none);
         if (req.method() == bhttp::verb::head) rp->skip(true);
-        auto [rec, rn] = co_await bhttp::async_read_header(conn->stream, conn->buffer, *rp, use_tuple);
+        auto [rec, rn] =
+            co_await bhttp::async_read_header(conn->stream, conn->buffer, *rp, use_tuple);
         // Interim 1xx responses (other than 101, which cannot happen without Upgrade) are
         // consumed here: mailgate answered any 100-continue itself.
         while (!rec && rp->get().result_int() >= 100 && rp->get().result_int() < 200 &&
@@ -376,15 +461,18 @@ awaitable<bool> client_session::forward(exchange& ex, const runtime::compiled_lo
             rp->header_limit(upstream_header_limit);
             rp->body_limit(boost::none);
             if (req.method() == bhttp::verb::head) rp->skip(true);
-            std::tie(rec, rn) = co_await bhttp::async_read_header(conn->stream, conn->buffer, *rp, use_tuple);
+            std::tie(rec, rn) =
+                co_await bhttp::async_read_header(conn->stream, conn->buffer, *rp, use_tuple);
         }
         if (rec || rp->get().result_int() == 101) {
             upstream_ = nullptr;
             const bool timeout = std::exchange(timed_out_, false);
             const bool nothing_came = rn == 0 && conn->buffer.size() == 0;
-            if (reused && !timeout && !has_body && nothing_came && idempotent(req.method())) continue;
+            if (reused && !timeout && !has_body && nothing_came && idempotent(req.method()))
+                continue;
             ex.error = timeout ? "upstream response timeout"
-                               : "upstream response: " + (rec ? rec.message() : std::string("101 refused"));
+                               : "upstream response: " +
+                                     (rec ? rec.message() : std::string("101 refused"));
             spdlog::warn("{} ({})", ex.error, ex.upstream);
             co_await reply(ex, timeout ? 504 : 502, true);
             co_return false;
@@ -414,17 +502,19 @@ awaitable<bool> client_session::relay_response(exchange& ex, const runtime::comp
     using http::response_framing;
     response_framing framing;
     std::uint64_t length = 0;
+    const bool client_http11 = ex.parser.get().version() >= 11;
     if (no_response_body(method, status)) {
         framing = response_framing::none;
-    } else if (rp.chunked()) {
-        framing = response_framing::chunked;
-    } else if (rp.content_length()) {
+    } else if (rp.content_length() && !rp.chunked()) {
         framing = response_framing::content_length;
         length = *rp.content_length();
     } else {
-        framing = ex.parser.get().version() >= 11 ? response_framing::chunked : response_framing::close;
+        // Chunked or read-until-close upstream bodies: re-chunked for HTTP/1.1 clients; an
+        // HTTP/1.0 client cannot read chunks, so its body ends when the connection closes.
+        framing = client_http11 ? response_framing::chunked : response_framing::close;
     }
-    const bool keep_alive = ex.info.keep_alive && !worker_.draining() && framing != response_framing::close;
+    const bool keep_alive =
+        ex.info.keep_alive && !worker_.draining() && framing != response_framing::close;
 
     out_.clear();
     http::build_client_response(res.base(), listener_->headers, framing, length, keep_alive, out_);
@@ -447,8 +537,9 @@ awaitable<bool> client_session::relay_response(exchange& ex, const runtime::comp
     ex.bytes_out += r.bytes;
     if (r.status != relay_status::ok) {
         timed_out_ = false;
-        ex.error = r.status == relay_status::read_failed ? "upstream failed during the response body"
-                                                         : "client write failed";
+        ex.error = r.status == relay_status::read_failed
+                       ? "upstream failed during the response body"
+                       : "client write failed";
         co_return false;  // the client sees the connection close: the body is incomplete
     }
     upstream_reusable = rp.keep_alive() && conn.buffer.size() == 0;
@@ -499,7 +590,62 @@ awaitable<client_session::relay_result> client_session::relay_body(
     co_return result;
 }
 
-awaitable<void> client_session::reply(exchange& ex, int status, bool close) {
+asio::ip::address client_session::resolve_client(const bhttp::fields& fields) const {
+    if (listener_->trusted_proxies.empty()) return peer_;
+    // Every X-Forwarded-For field, in order, without copying.
+    std::array<std::string_view, 8> values;
+    std::size_t n = 0;
+    for (const auto& f : fields) {
+        if (!beast::iequals(f.name_string(), "x-forwarded-for")) continue;
+        // More fields than any real proxy chain writes: believe none of them.
+        if (n == values.size()) return peer_;
+        values[n++] = f.value();
+    }
+    return net::resolve_client(peer_, listener_->trusted_proxies,
+                               std::span<const std::string_view>(values.data(), n));
+}
+
+awaitable<bool> client_session::apply_policy(exchange& ex, bool& keep_alive) {
+    const auto& req = ex.parser.get();
+    policy::request_facts facts;
+    facts.client = ex.client;
+    facts.method = req.method_string();
+    if (auto it = req.find(bhttp::field::user_agent); it != req.end())
+        facts.user_agent = it->value();
+    facts.query = ex.info.query;
+    facts.fields = &req;
+    snap_->policy->evaluate(facts, ex.location->index, ex.verdict);
+    worker_.count_policy(snap_, ex.verdict);
+
+    const auto* rule = ex.verdict.decided_by;
+    if (rule == nullptr && ex.verdict.reported_count > 0) rule = ex.verdict.reported[0];
+    if (rule != nullptr) {
+        ex.rule = rule->name;
+        ex.action = policy::to_string(rule->act);
+        ex.mode = policy::to_string(rule->mode);
+    }
+    const auto outcome = ex.verdict.outcome();
+    if (outcome == policy::action::allow) co_return true;
+    ex.error = "denied by policy";
+    if (outcome == policy::action::abort) {
+        abort_connection();
+        co_return false;
+    }
+    // A denied request with a body closes the connection rather than reading the body.
+    keep_alive = co_await reply(ex, policy::status_of(outcome), http::has_body(ex.info));
+    co_return false;
+}
+
+void client_session::abort_connection() {
+    aborted_ = true;
+    auto& socket = stream_.lowest_layer();
+    boost::system::error_code ec;
+    socket.set_option(asio::socket_base::linger(true, 0), ec);
+    socket.close(ec);
+}
+
+awaitable<bool> client_session::reply(exchange& ex, int status, bool close) {
+    close = close || !ex.info.keep_alive || worker_.draining();
     out_.clear();
     http::build_error_reply(status, listener_->headers, close, out_);
     ex.status = status;
@@ -507,6 +653,8 @@ awaitable<void> client_session::reply(exchange& ex, int status, bool close) {
     arm(snap_->timeouts.send);
     auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(out_), use_tuple);
     ex.bytes_out += n;
+    // A reply that did not go out whole leaves the connection unusable.
+    co_return !ec && !close;
 }
 
 awaitable<void> client_session::shutdown() {
@@ -525,12 +673,15 @@ void client_session::finish(exchange& ex) {
     const auto& req = ex.parser.get();
     observe::access_record r;
     r.time = ex.wall;
-    r.client = client_ip_;
+    r.client =
+        ex.client_text.empty() ? std::string_view(peer_text_) : std::string_view(ex.client_text);
+    r.peer = socket_peer_text_;
     r.listener = listener_->name;
     if (ex.head_parsed) {
         r.method = req.method_string();
         r.target = req.target();
-        if (auto it = req.find(bhttp::field::user_agent); it != req.end()) r.user_agent = it->value();
+        if (auto it = req.find(bhttp::field::user_agent); it != req.end())
+            r.user_agent = it->value();
     }
     r.status = ex.status;
     r.bytes_in = ex.bytes_in;
@@ -541,6 +692,8 @@ void client_session::finish(exchange& ex) {
     r.tls_version = tls_version_;
     r.tls_cipher = tls_cipher_;
     r.rule = ex.rule;
+    r.action = ex.action;
+    r.mode = ex.mode;
     r.error = ex.error;
     log.write(r);
 }

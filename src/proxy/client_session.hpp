@@ -42,7 +42,7 @@ public:
 private:
     enum class phase {
         handshake,
-        idle,               // keep-alive: waiting for the first byte of a request
+        idle,  // keep-alive: waiting for the first byte of a request
         read_head,
         read_body,
         upstream_connect,
@@ -60,6 +60,8 @@ private:
 
     using tls_stream = boost::asio::ssl::stream<boost::asio::ip::tcp::socket>;
 
+    // Phase on_accept: the PROXY protocol header, when the listener expects one.
+    boost::asio::awaitable<bool> read_proxy_header();
     boost::asio::awaitable<bool> serve_one(bool first);
     boost::asio::awaitable<http::scan_result> read_head(http::head_scanner& scanner, bool first,
                                                         exchange& ex);
@@ -68,15 +70,22 @@ private:
         const runtime::compiled_upstream& up, upstream_pool& pool, std::size_t server,
         exchange& ex);
     boost::asio::awaitable<bool> relay_response(exchange& ex, const runtime::compiled_location& loc,
-                                                upstream_connection& conn, http::response_parser& rp,
-                                                bool& upstream_reusable);
+                                                upstream_connection& conn,
+                                                http::response_parser& rp, bool& upstream_reusable);
     template <class Parser, class Source, class Sink>
     boost::asio::awaitable<relay_result> relay_body(Parser& parser, Source& source,
                                                     boost::beast::flat_buffer& source_buffer,
                                                     clock::duration read_timeout, Sink& sink,
                                                     bool chunked, std::uint64_t limit);
-    boost::asio::awaitable<void> reply(exchange& ex, int status, bool close);
+    // mailgate's own reply. Returns whether the connection can carry another request.
+    boost::asio::awaitable<bool> reply(exchange& ex, int status, bool close);
     boost::asio::awaitable<void> shutdown();
+    // Closes at once with a TCP reset: no HTTP response, no TLS close_notify, and nothing
+    // after it on this connection is processed (IIS's AbortRequest).
+    void abort_connection();
+    boost::asio::ip::address resolve_client(const boost::beast::http::fields& fields) const;
+    // Phase request_policy: returns false when the request must not go upstream.
+    boost::asio::awaitable<bool> apply_policy(exchange& ex, bool& keep_alive);
     void finish(exchange& ex);
 
     void arm(clock::duration d) { deadline_ = clock::now() + d; }
@@ -89,8 +98,10 @@ private:
     std::shared_ptr<const runtime::snapshot> listener_snap_;
     tls_stream stream_;
     boost::beast::flat_buffer buffer_;
-    std::string client_ip_;
-    std::string out_;  // heads being written
+    boost::asio::ip::address peer_;  // the socket peer, or the PROXY protocol source
+    std::string peer_text_;
+    std::string socket_peer_text_;  // the TCP peer (a load balancer, with PROXY protocol)
+    std::string out_;               // heads being written
     std::unique_ptr<char[]> relay_buffer_;
     upstream_connection* upstream_ = nullptr;  // while one is in use, for deadline cancel
     clock::duration idle_timeout_;
@@ -98,6 +109,7 @@ private:
     phase phase_ = phase::handshake;
     bool timed_out_ = false;
     bool closed_by_drain_ = false;
+    bool aborted_ = false;
     const char* tls_version_ = "";
     const char* tls_cipher_ = "";
 };

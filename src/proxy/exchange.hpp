@@ -9,7 +9,10 @@
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/parser.hpp>
 
+#include <boost/asio/ip/address.hpp>
+
 #include "http/request_head.hpp"
+#include "policy/policy.hpp"
 #include "runtime/snapshot.hpp"
 
 namespace mailgate::http {
@@ -26,14 +29,19 @@ struct exchange {
     std::string normalized_path;
     bool head_parsed = false;
     const runtime::compiled_location* location = nullptr;
+    boost::asio::ip::address client;  // resolved: PROXY protocol, then trusted X-Forwarded-For
+    std::string client_text;
+    policy::verdict verdict;
 
     int status = 0;  // what the client was answered, 0 = nothing
     std::uint64_t bytes_in = 0;
     std::uint64_t bytes_out = 0;
     std::string upstream;  // server label
     double upstream_ms = -1;
-    std::string_view rule;
-    std::string error;  // why mailgate answered or closed
+    std::string_view rule;    // name of the rule that decided (or the first that reported)
+    std::string_view action;  // that rule's action
+    std::string_view mode;    // that rule's mode
+    std::string error;        // why mailgate answered or closed
 };
 
 }  // namespace mailgate::proxy

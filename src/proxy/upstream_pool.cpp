@@ -1,5 +1,6 @@
 #include "proxy/upstream_pool.hpp"
 
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -11,15 +12,21 @@ namespace {
 // An idle upstream connection must have nothing to read: EOF means the server closed
 // it, and bytes (a TLS alert, a stray response) mean it cannot carry a new request.
 bool still_open(upstream_connection& c) {
+    // Bytes already inside OpenSSL (a record read past the response) are as bad as bytes
+    // still in the socket: they would become the next client's response.
+    SSL* ssl = c.stream.native_handle();
+    if (SSL_pending(ssl) != 0 || BIO_ctrl_pending(SSL_get_rbio(ssl)) != 0 || c.buffer.size() != 0)
+        return false;
     char byte;
-    const auto n = ::recv(c.stream.lowest_layer().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    const auto n =
+        ::recv(c.stream.lowest_layer().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
 }  // namespace
 
 std::unique_ptr<upstream_connection> upstream_pool::take(std::size_t server,
-                                                        clock::time_point now) {
+                                                         clock::time_point now) {
     auto& idle = idle_[server];
     while (!idle.empty()) {
         auto c = std::move(idle.back());
@@ -30,14 +37,15 @@ std::unique_ptr<upstream_connection> upstream_pool::take(std::size_t server,
 }
 
 void upstream_pool::give_back(std::unique_ptr<upstream_connection> c, clock::time_point now) {
-    if (idle_count() >= upstream_->max_idle) return;
+    if (idle_count() >= upstream_->max_idle || !still_open(*c)) return;
     c->idle_since = now;
     idle_[c->server].push_back(std::move(c));
 }
 
 void upstream_pool::sweep(clock::time_point now) {
     for (auto& idle : idle_)
-        std::erase_if(idle, [&](const auto& c) { return now - c->idle_since >= upstream_->idle_timeout; });
+        std::erase_if(
+            idle, [&](const auto& c) { return now - c->idle_since >= upstream_->idle_timeout; });
 }
 
 std::size_t upstream_pool::idle_count() const {

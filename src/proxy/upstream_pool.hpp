@@ -20,7 +20,11 @@ using clock = std::chrono::steady_clock;
 struct upstream_connection {
     upstream_connection(boost::asio::any_io_executor ex, boost::asio::ssl::context& ctx,
                         std::size_t server_index)
-        : stream(ex, ctx), server(server_index) {}
+        : stream(ex, ctx), buffer(max_buffer), server(server_index) {}
+
+    // Bounds what an upstream can make us hold (trailers and chunk extensions are not
+    // limited by Beast 1.81), and keeps any field below basic_fields' 64 KiB limit.
+    static constexpr std::size_t max_buffer = 64 * 1024;
 
     boost::asio::ssl::stream<boost::asio::ip::tcp::socket> stream;
     boost::beast::flat_buffer buffer;  // bytes read past a response; empty when pooled

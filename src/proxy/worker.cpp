@@ -75,7 +75,8 @@ void worker::begin_drain() {
     });
 }
 
-std::shared_ptr<upstream_pools> worker::pools_for(const std::shared_ptr<const runtime::snapshot>& snap) {
+std::shared_ptr<upstream_pools> worker::pools_for(
+    const std::shared_ptr<const runtime::snapshot>& snap) {
     if (pools_ && pools_->snapshot == snap) return pools_;
     auto fresh = std::make_shared<upstream_pools>();
     fresh->snapshot = snap;
@@ -83,6 +84,31 @@ std::shared_ptr<upstream_pools> worker::pools_for(const std::shared_ptr<const ru
     // A request still on an older snapshot gets pools of its own that die with it.
     if (!pools_ || snap == snapshots_.load()) pools_ = fresh;
     return fresh;
+}
+
+void worker::count_policy(const std::shared_ptr<const runtime::snapshot>& snap,
+                          const policy::verdict& v) {
+    auto hits = std::atomic_load(&hits_);
+    if (!hits || hits->snapshot != snap) {
+        if (snap != snapshots_.load()) return;  // a request on an old snapshot: not counted
+        hits = std::make_shared<policy_hits>();
+        hits->snapshot = snap;
+        hits->counts =
+            std::make_unique<std::atomic<std::uint64_t>[]>(2 * snap->policy->rules().size());
+        std::atomic_store(&hits_, hits);
+    }
+    auto bump = [&](const policy::rule_info* r, int which) {
+        hits->counts[2 * r->id + which].fetch_add(1, std::memory_order_relaxed);
+    };
+    for (std::size_t i = 0; i < v.reported_count; ++i) bump(v.reported[i], 1);
+    if (v.decided_by) bump(v.decided_by, 0);
+}
+
+std::pair<std::uint64_t, std::uint64_t> worker::policy_hits_of(std::uint32_t id) const {
+    const auto hits = std::atomic_load(&hits_);
+    if (!hits || hits->snapshot != snapshots_.load()) return {0, 0};
+    return {hits->counts[2 * id].load(std::memory_order_relaxed),
+            hits->counts[2 * id + 1].load(std::memory_order_relaxed)};
 }
 
 void worker::enter(client_session* s) {

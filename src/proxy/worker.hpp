@@ -24,6 +24,13 @@ struct upstream_pools {
     std::vector<upstream_pool> pools;  // indexed like snapshot->upstreams
 };
 
+// Hits per rule of one snapshot: [id][0] enforced (decided), [id][1] reported.
+// Written by one worker, read by anyone (relaxed atomics).
+struct policy_hits {
+    std::shared_ptr<const runtime::snapshot> snapshot;
+    std::unique_ptr<std::atomic<std::uint64_t>[]> counts;  // 2 per rule
+};
+
 struct worker_counters {
     std::atomic<std::uint64_t> connections{0};
     std::atomic<std::uint64_t> requests{0};
@@ -58,6 +65,10 @@ public:
     void enter(client_session* s);
     void leave(client_session* s);
     worker_counters& counters() { return counters_; }
+    void count_policy(const std::shared_ptr<const runtime::snapshot>& snap,
+                      const policy::verdict& v);
+    // Hits of the rule with `id` in the current snapshot: {enforced, reported}.
+    std::pair<std::uint64_t, std::uint64_t> policy_hits_of(std::uint32_t id) const;
     unsigned id() const { return id_; }
 
 private:
@@ -65,16 +76,20 @@ private:
     void schedule_tick();
 
     unsigned id_;
-    boost::asio::io_context io_{1};
     runtime::snapshot_holder& snapshots_;
     std::shared_ptr<const observe::access_log> access_log_;
-    std::vector<std::pair<boost::asio::ip::tcp::acceptor, std::size_t>> acceptors_;
-    boost::asio::steady_timer tick_{io_};
-    std::shared_ptr<upstream_pools> pools_;  // of the newest snapshot seen
+    // Declared before io_ so that they outlive it: sessions still open at exit are destroyed
+    // inside ~io_context, and they leave the set and touch the counters as they go.
     std::unordered_set<client_session*> sessions_;
     std::atomic<std::size_t> active_{0};
     bool draining_ = false;
     worker_counters counters_;
+    std::shared_ptr<policy_hits> hits_;  // of the newest snapshot seen
+    boost::asio::io_context io_{1};
+    // Declared after io_: their sockets and timers go before the context does.
+    std::vector<std::pair<boost::asio::ip::tcp::acceptor, std::size_t>> acceptors_;
+    boost::asio::steady_timer tick_{io_};
+    std::shared_ptr<upstream_pools> pools_;  // of the newest snapshot seen
 };
 
 }  // namespace mailgate::proxy

@@ -48,13 +48,20 @@ void compile_listeners(const config::root& cfg, snapshot& s, config::diagnostics
         out.name = l.name;
         out.headers = policy;
         out.headers.hsts = hsts_line(l.tls.hsts);
+        out.proxy_protocol = l.proxy_protocol;
+        for (const auto& cidr : l.trusted_proxies) {
+            std::string error;
+            if (!out.trusted_proxies.add(cidr.text, error))
+                diags.error(cidr.mark, "invalid trusted proxy '" + cidr.text + "': " + error);
+        }
+        out.trusted_proxies.finalize();
         for (const auto& a : l.addresses) {
             const auto hp = net::split_host_port(a);
             std::string error;
             auto eps = hp ? net::resolve(*hp, error) : decltype(net::resolve(*hp, error)){};
             if (!hp || eps.empty()) {
-                diags.error(l.address_mark,
-                            "invalid listen address '" + a + "'" + (error.empty() ? "" : ": " + error));
+                diags.error(l.address_mark, "invalid listen address '" + a + "'" +
+                                                (error.empty() ? "" : ": " + error));
                 continue;
             }
             out.endpoints.push_back(eps.front());
@@ -94,10 +101,11 @@ void compile_upstreams(const config::root& cfg, snapshot& s, config::diagnostics
 void compile_locations(const config::root& cfg, snapshot& s, config::diagnostics& diags) {
     for (const auto& l : cfg.locations) {
         compiled_location out;
+        out.index = static_cast<std::size_t>(&l - cfg.locations.data());
         auto norm = http::normalize_path(l.path);
         if (!norm.ok) {
-            diags.error(l.mark, "location path '" + l.path + "' is not a normalized path: " +
-                                    std::string(norm.reason));
+            diags.error(l.mark, "location path '" + l.path +
+                                    "' is not a normalized path: " + std::string(norm.reason));
             continue;
         }
         out.prefix = std::move(norm.path);
@@ -110,13 +118,15 @@ void compile_locations(const config::root& cfg, snapshot& s, config::diagnostics
         }
         out.upstream = static_cast<std::size_t>(it - cfg.upstreams.begin());
         out.idle = l.timeouts.idle.value_or(cfg.timeouts.idle);
-        out.upstream_response = l.timeouts.upstream_response.value_or(cfg.timeouts.upstream_response);
+        out.upstream_response =
+            l.timeouts.upstream_response.value_or(cfg.timeouts.upstream_response);
         out.request_body = l.request_body.value_or(cfg.limits.request_body);
         s.request_body_ceiling = std::max(s.request_body_ceiling, out.request_body);
         s.locations.push_back(std::move(out));
     }
-    std::stable_sort(s.locations.begin(), s.locations.end(),
-                     [](const auto& a, const auto& b) { return a.prefix.size() > b.prefix.size(); });
+    std::stable_sort(s.locations.begin(), s.locations.end(), [](const auto& a, const auto& b) {
+        return a.prefix.size() > b.prefix.size();
+    });
 }
 
 }  // namespace
@@ -128,6 +138,19 @@ std::shared_ptr<const snapshot> build_snapshot(const config::root& cfg,
                                          : std::max(1u, std::thread::hardware_concurrency());
     s->drain_timeout = cfg.server.drain_timeout;
     s->user = cfg.server.user;
+    if (cfg.server.admin) {
+        const auto hp = net::split_host_port(*cfg.server.admin);
+        std::string error;
+        const auto eps =
+            hp ? net::resolve(*hp, error) : std::vector<boost::asio::ip::tcp::endpoint>{};
+        if (eps.empty())
+            diags.error(cfg.server.admin_mark, "invalid admin address '" + *cfg.server.admin + "'");
+        else if (!eps.front().address().is_loopback())
+            diags.warning(
+                cfg.server.admin_mark,
+                "admin endpoint on a non-loopback address: metrics are exposed to the network");
+        if (!eps.empty()) s->admin = eps.front();
+    }
     s->access_log = cfg.log.access;
     s->log_level = cfg.log.level;
     s->head_limits = {cfg.limits.request_line, cfg.limits.request_headers, cfg.limits.header_count};
@@ -136,6 +159,7 @@ std::shared_ptr<const snapshot> build_snapshot(const config::root& cfg,
     compile_listeners(cfg, *s, diags);
     compile_upstreams(cfg, *s, diags);
     compile_locations(cfg, *s, diags);
+    s->policy = policy::policy_set::compile(cfg, diags);
     if (diags.has_errors()) return nullptr;
     return s;
 }

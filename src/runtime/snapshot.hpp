@@ -18,6 +18,8 @@
 #include "config/schema.hpp"
 #include "http/head_scanner.hpp"
 #include "http/header_policy.hpp"
+#include "net/cidr_set.hpp"
+#include "policy/policy.hpp"
 
 namespace mailgate::runtime {
 
@@ -28,6 +30,8 @@ struct compiled_listener {
     std::vector<boost::asio::ip::tcp::endpoint> endpoints;
     std::shared_ptr<boost::asio::ssl::context> tls;
     http::header_policy headers;  // the global policy with this listener's HSTS
+    config::proxy_protocol_mode proxy_protocol = config::proxy_protocol_mode::off;
+    net::cidr_set trusted_proxies;  // PROXY headers and X-Forwarded-For believed only from these
 };
 
 struct upstream_server {
@@ -45,7 +49,8 @@ struct compiled_upstream {
 };
 
 struct compiled_location {
-    std::string prefix;  // normalized (lower case, no trailing slash except "/")
+    std::string prefix;     // normalized (lower case, no trailing slash except "/")
+    std::size_t index = 0;  // position in the configuration file (the policy's location index)
     std::size_t upstream = 0;
     duration idle{};
     duration upstream_response{};
@@ -60,12 +65,14 @@ struct snapshot {
     std::vector<compiled_listener> listeners;
     std::vector<compiled_upstream> upstreams;
     std::vector<compiled_location> locations;  // longest prefix first
+    std::shared_ptr<const policy::policy_set> policy;
     http::head_limits head_limits;
-    std::uint64_t request_body_ceiling = 0;    // largest request_body of any location
+    std::uint64_t request_body_ceiling = 0;  // largest request_body of any location
     timeout_set timeouts;
     duration drain_timeout{};
     unsigned workers = 1;
     std::optional<std::string> user;  // drop privileges to this user after binding
+    std::optional<boost::asio::ip::tcp::endpoint> admin;
     std::string access_log;  // "stdout" | "off" | path
     config::log_level log_level = config::log_level::info;
 
@@ -75,13 +82,14 @@ struct snapshot {
 };
 
 // Compiles a loaded configuration. Returns nullptr when `diags` gained errors.
-std::shared_ptr<const snapshot> build_snapshot(const config::root& cfg,
-                                               config::diagnostics& diags);
+std::shared_ptr<const snapshot> build_snapshot(const config::root& cfg, config::diagnostics& diags);
 
 // The current snapshot, swapped atomically on reload.
 class snapshot_holder {
 public:
-    std::shared_ptr<const snapshot> load() const { return current_.load(std::memory_order_acquire); }
+    std::shared_ptr<const snapshot> load() const {
+        return current_.load(std::memory_order_acquire);
+    }
     void store(std::shared_ptr<const snapshot> s) {
         current_.store(std::move(s), std::memory_order_release);
     }

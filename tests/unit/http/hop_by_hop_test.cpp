@@ -104,3 +104,17 @@ TEST(HopByHop, NoConnectionField) {
 
 }  // namespace
 }  // namespace mailgate::http
+
+// Beast 1.81's equal_range walks the insertion-ordered list from the first to the last
+// match: a field between two Connection fields must not be read as a Connection field.
+TEST(HopByHop, FieldBetweenTwoConnectionFieldsIsNotAConnectionField) {
+    boost::beast::http::fields f;
+    f.insert("Connection", "x-a");
+    f.insert("X-Keep", "close, x-keep-me");
+    f.insert("Connection", "x-b");
+    const mailgate::http::hop_by_hop_set hop(f);
+    EXPECT_TRUE(hop.is_hop_by_hop("X-A"));
+    EXPECT_TRUE(hop.is_hop_by_hop("x-b"));
+    EXPECT_FALSE(hop.is_hop_by_hop("X-Keep"));
+    EXPECT_FALSE(hop.is_hop_by_hop("x-keep-me"));
+}

@@ -21,7 +21,8 @@ header_policy default_policy() {
 
 std::size_t count(const std::string& hay, std::string_view needle) {
     std::size_t n = 0;
-    for (auto pos = hay.find(needle); pos != std::string::npos; pos = hay.find(needle, pos + 1)) ++n;
+    for (auto pos = hay.find(needle); pos != std::string::npos; pos = hay.find(needle, pos + 1))
+        ++n;
     return n;
 }
 
@@ -47,12 +48,13 @@ TEST(UpstreamRequest, DropsHopByHopAndRebuildsChunkedFraming) {
     request_info info;
     info.framing = body_framing::chunked;
     std::string out;
-    build_upstream_request(h, info, "192.0.2.7", out);
+    build_upstream_request(h, info, "192.0.2.7", "upstream.internal", out);
 
-    EXPECT_TRUE(out.starts_with("POST /Microsoft-Server-ActiveSync?Cmd=Sync&User=a+b HTTP/1.1\r\n"));
+    EXPECT_TRUE(
+        out.starts_with("POST /Microsoft-Server-ActiveSync?Cmd=Sync&User=a+b HTTP/1.1\r\n"));
     EXPECT_TRUE(out.ends_with("\r\n\r\n"));
-    for (const char* gone : {"Connection:", "X-Secret", "Keep-Alive", "Proxy-Connection", "TE:",
-                             "Trailer:", "Upgrade:", "Expect:", "6.6.6.6"})
+    for (const char* gone : {"Connection:", "X-Secret", "Keep-Alive", "Proxy-Connection",
+                             "TE:", "Trailer:", "Upgrade:", "Expect:", "6.6.6.6"})
         EXPECT_EQ(out.find(gone), std::string::npos) << gone << " leaked into\n" << out;
     EXPECT_NE(out.find("Host: mail.example.com\r\n"), std::string::npos);
     EXPECT_NE(out.find("User-Agent: Apple-iPhone/1\r\n"), std::string::npos);
@@ -73,7 +75,7 @@ TEST(UpstreamRequest, ContentLengthWrittenOnceFromTheValidatedValue) {
     info.framing = body_framing::content_length;
     info.content_length = 5;
     std::string out;
-    build_upstream_request(h, info, "::1", out);
+    build_upstream_request(h, info, "::1", "upstream.internal", out);
     EXPECT_TRUE(out.starts_with("PUT /ews/exchange.asmx HTTP/1.1\r\n"));
     EXPECT_EQ(count(out, "Content-Length"), 1u);
     EXPECT_NE(out.find("Content-Length: 5\r\n"), std::string::npos);
@@ -87,7 +89,7 @@ TEST(UpstreamRequest, NoBodyMeansNoFramingField) {
     h.insert("Host", "m");
     request_info info;
     std::string out;
-    build_upstream_request(h, info, "127.0.0.1", out);
+    build_upstream_request(h, info, "127.0.0.1", "upstream.internal", out);
     EXPECT_EQ(out.find("Content-Length"), std::string::npos);
     EXPECT_EQ(out.find("Transfer-Encoding"), std::string::npos);
 }
