@@ -86,7 +86,22 @@ void drop_privileges(const std::string& user) {
     if (pw == nullptr) throw std::runtime_error("server.user: no such user '" + user + "'");
     if (::setgroups(0, nullptr) != 0 || ::setgid(pw->pw_gid) != 0 || ::setuid(pw->pw_uid) != 0)
         throw std::runtime_error("server.user: cannot switch to '" + user + "'");
+    // A change of credentials resets the flag to fs.suid_dumpable: set it again.
+    ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     spdlog::info("running as user {}", user);
+}
+
+// What an operator must see at every start and reload: each certificate served, and each
+// upstream whose certificate is not verified.
+void log_tls_summary(const runtime::snapshot& snap) {
+    for (const auto& l : snap.listeners)
+        for (const auto& c : l.certificates) spdlog::info("listener {}: certificate {}", l.name, c);
+    for (const auto& u : snap.upstreams)
+        if (u.insecure_skip_verify)
+            spdlog::warn(
+                "upstream {}: insecure_skip_verify is on: the certificate and name of its servers "
+                "are not verified",
+                u.name);
 }
 
 std::string metrics_text(const std::vector<std::unique_ptr<proxy::worker>>& workers,
@@ -149,6 +164,7 @@ int run(const std::string& path) {
     print_diagnostics(diags);
     if (!snap) return 1;
     spdlog::set_level(to_spdlog(snap->log_level));
+    log_tls_summary(*snap);
 
     // Key material must never reach a core file or a debugger attached by another user.
     ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -243,6 +259,7 @@ int run(const std::string& path) {
                     spdlog::error(
                         "reload refused: listener names or addresses changed (restart needed)");
                 } else {
+                    log_tls_summary(*next);
                     holder.store(std::move(next));
                     spdlog::info("configuration reloaded");
                 }

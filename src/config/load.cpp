@@ -14,6 +14,7 @@
 #include <set>
 #include <sstream>
 #include <system_error>
+#include <tuple>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -35,6 +36,13 @@ constexpr std::string_view max_timeout_text = "24h";
 
 // HSTS below half a year does not earn an A+ rating.
 constexpr duration min_hsts_for_a_plus{std::chrono::hours(24 * 180)};
+// hstspreload.org accepts a domain only with max-age of a year or more.
+constexpr duration min_hsts_for_preload{std::chrono::hours(24 * 365)};
+
+// Session ticket keys: rotating faster than this only costs resumptions; slower keeps one
+// key able to decrypt recorded sessions for too long.
+constexpr duration min_ticket_rotation{std::chrono::minutes(1)};
+constexpr duration max_ticket_rotation{std::chrono::hours(24 * 7)};
 
 constexpr std::uint64_t min_head_limit = 1024;
 constexpr std::uint64_t max_head_limit = 1024 * 1024;
@@ -376,6 +384,9 @@ struct upstream_reference {
     source_mark mark;
 };
 
+// Where a list of rules is, for the conditions that only some places can evaluate.
+enum class rule_scope { global, location, activesync_location };
+
 class loader {
    public:
     loader(diagnostics& diags, fs::path base_dir) : diags_(diags), base_dir_(std::move(base_dir)) {}
@@ -416,6 +427,10 @@ class loader {
     void read_listener(const value_ref& v, listener_section& out);
     void read_addresses(const value_ref& v, listener_section& out);
     void read_listener_tls(const value_ref& v, listener_tls& out);
+    void read_cipher_settings(const section& s, listener_tls& out);
+    void read_hsts(const value_ref& v, hsts_settings& out);
+    void read_session_tickets(const value_ref& v, session_ticket_settings& out);
+    void read_upstream_tls(const value_ref& v, upstream_tls& out);
     void read_upstreams(const value_ref& v, std::vector<upstream_section>& out);
     void read_upstream(const value_ref& v, upstream_section& out);
     void read_headers(const value_ref& v, header_policy_section& out);
@@ -426,11 +441,12 @@ class loader {
     void read_timeouts(const value_ref& v, timeouts_section& out);
     void read_locations(const value_ref& v, std::vector<location_section>& out);
     void read_location(const value_ref& v, location_section& out);
-    void read_rules(const value_ref& v, std::vector<rule_section>& out);
-    void read_rule(const value_ref& v, std::unordered_map<std::string, int>& names,
-                   std::vector<rule_section>& out);
+    void read_rules(const value_ref& v, rule_scope scope, std::vector<rule_section>& out);
+    void read_rule(const value_ref& v, rule_scope scope,
+                   std::unordered_map<std::string, int>& names, std::vector<rule_section>& out);
     void read_preset(const value_ref& v);
-    void read_condition(const value_ref& v, bool negate, condition_block& out);
+    void read_condition(const value_ref& v, bool negate, rule_scope scope, condition_block& out);
+    void read_eas_condition(const field& f, rule_scope scope, condition_block& out);
     void read_patterns(const value_ref& v, std::vector<marked_string>& out);
     void read_named_patterns(
         const value_ref& v, std::string_view noun,
@@ -660,7 +676,9 @@ void loader::load(const YAML::Node& doc, root& out) {
     if (auto f = top->get("policy_mode")) {
         if (auto m = mode(f->value)) out.policy_mode = *m;
     }
-    if (auto f = top->get("request_blocking")) read_rules(f->value, out.request_blocking);
+    if (auto f = top->get("request_blocking")) {
+        read_rules(f->value, rule_scope::global, out.request_blocking);
+    }
     if (auto f = require(*top, "locations")) read_locations(f->value, out.locations);
 
     // Otherwise every reference might be reported as unknown, burying the one error
@@ -832,20 +850,23 @@ void loader::read_addresses(const value_ref& v, listener_section& out) {
 }
 
 void loader::read_listener_tls(const value_ref& v, listener_tls& out) {
-    auto s = open(v, {"profile", "certificates", "hsts"});
+    auto s = open(v, {"profile", "ciphers", "ciphersuites", "allow_weak", "certificates",
+                      "server_names", "hsts", "session_tickets"});
     if (!s) return;
     out.mark = s->mark;
     if (auto f = s->get("profile")) {
         if (auto p = choice<tls_profile>(f->value, {{"intermediate", tls_profile::intermediate},
-                                                    {"modern", tls_profile::modern}})) {
+                                                    {"modern", tls_profile::modern},
+                                                    {"custom", tls_profile::custom}})) {
             out.profile = *p;
         }
     }
+    read_cipher_settings(*s, out);
     if (auto f = require(*s, "certificates")) {
         if (auto list = items(f->value)) {
             if (list->empty()) error(f->value.mark, f->value.what + " must not be empty");
             for (const auto& item : *list) {
-                auto c = open(item, {"cert", "key"});
+                auto c = open(item, {"cert", "key", "key_passphrase_file", "ocsp_response"});
                 if (!c) continue;
                 certificate_entry entry;
                 if (auto cert = require(*c, "cert")) {
@@ -858,24 +879,167 @@ void loader::read_listener_tls(const value_ref& v, listener_tls& out) {
                     entry.key_mark = key->value.mark;
                     if (auto path = readable_file(key->value, "key file")) entry.key = *path;
                 }
+                // Permissions of key and passphrase files are checked where they are read
+                // (src/tls), so that `check` and `run` refuse the same files.
+                if (auto pass = c->get("key_passphrase_file")) {
+                    entry.key_passphrase_mark = pass->value.mark;
+                    entry.key_passphrase_file = readable_file(pass->value, "passphrase file");
+                }
+                if (auto ocsp = c->get("ocsp_response")) {
+                    entry.ocsp_mark = ocsp->value.mark;
+                    entry.ocsp_response = readable_file(ocsp->value, "OCSP response file");
+                }
                 out.certificates.push_back(std::move(entry));
             }
         }
     }
-    if (auto f = s->get("hsts")) {
-        auto h = open(f->value, {"max_age", "include_subdomains"});
-        if (!h) return;
-        if (auto m = h->get("max_age")) {
-            if (auto d = duration_value(m->value)) {
-                out.hsts.max_age = *d;
-                if (*d < min_hsts_for_a_plus) {
-                    warning(m->value.mark,
-                            "hsts max_age below 180d is not enough for an A+ rating");
+    if (auto f = s->get("server_names")) {
+        if (auto list = strings(f->value)) {
+            for (auto& n : *list) {
+                const std::string name = lower(n.text);
+                const bool wildcard = name.starts_with("*.") && is_host_name(name.substr(2));
+                if (!wildcard && !is_host_name(name) && !is_ipv6(name)) {
+                    error(n.mark, "invalid server name " + quote(n.text) +
+                                      " (expected a host name, '*.' and a domain, or an IP "
+                                      "address)");
+                    continue;
                 }
+                out.server_names.push_back({name, n.mark});
             }
         }
-        if (auto i = h->get("include_subdomains")) {
-            if (auto b = boolean(i->value)) out.hsts.include_subdomains = *b;
+    }
+    if (auto f = s->get("hsts")) read_hsts(f->value, out.hsts);
+    if (auto f = s->get("session_tickets")) read_session_tickets(f->value, out.session_tickets);
+}
+
+// `ciphers`, `ciphersuites` and `allow_weak` belong to `profile: custom` only: the named
+// profiles are fixed so that nobody weakens them by accident. The suites themselves are
+// judged by src/tls, which knows what OpenSSL makes of the list.
+void loader::read_cipher_settings(const section& s, listener_tls& out) {
+    const bool custom = out.profile == tls_profile::custom;
+    auto cipher_list = [&](const field& f, source_mark& mark) -> std::optional<std::string> {
+        mark = f.value.mark;
+        auto list = strings(f.value);
+        if (!list) return std::nullopt;
+        if (list->empty()) {
+            error(f.value.mark, f.value.what + " must not be empty");
+            return std::nullopt;
+        }
+        std::string joined;
+        for (const auto& item : *list) {
+            const bool clean = std::none_of(item.text.begin(), item.text.end(), [](char c) {
+                const auto u = static_cast<unsigned char>(c);
+                return u < 0x20 || u >= 0x7f;
+            });
+            if (!clean) {
+                error(item.mark, "invalid cipher list " + quote(item.text));
+                return std::nullopt;
+            }
+            if (!joined.empty()) joined += ':';
+            joined += item.text;
+        }
+        return joined;
+    };
+    for (const auto& f : s.fields) {
+        if ((f.key == "ciphers" || f.key == "ciphersuites" || f.key == "allow_weak") && !custom) {
+            error(f.key_mark, quote(f.key) +
+                                  " is only allowed with 'profile: custom' (the intermediate "
+                                  "and modern profiles are fixed)");
+        }
+    }
+    if (!custom) return;
+    if (auto f = s.get("ciphers")) {
+        if (auto list = cipher_list(*f, out.ciphers_mark)) out.ciphers = *list;
+    } else {
+        error(s.mark, "missing required key 'ciphers' (profile: custom)");
+    }
+    if (auto f = s.get("ciphersuites")) out.ciphersuites = cipher_list(*f, out.ciphersuites_mark);
+    if (auto f = s.get("allow_weak")) {
+        if (auto b = boolean(f->value)) {
+            out.allow_weak = *b;
+            if (*b) {
+                warning(f->value.mark,
+                        "allow_weak is on: RC4, 3DES, DES, NULL, EXPORT, anonymous, MD5, "
+                        "static-RSA and CBC suites in 'ciphers' are not refused");
+            }
+        }
+    }
+}
+
+void loader::read_hsts(const value_ref& v, hsts_settings& out) {
+    auto h = open(v, {"max_age", "include_subdomains", "preload"});
+    if (!h) return;
+    if (auto m = h->get("max_age")) {
+        if (auto d = duration_value(m->value)) {
+            out.max_age = *d;
+            if (*d < min_hsts_for_a_plus) {
+                warning(m->value.mark, "hsts max_age below 180d is not enough for an A+ rating");
+            }
+        }
+    }
+    if (auto i = h->get("include_subdomains")) {
+        if (auto b = boolean(i->value)) out.include_subdomains = *b;
+    }
+    if (auto p = h->get("preload")) {
+        if (auto b = boolean(p->value)) {
+            out.preload = *b;
+            // What hstspreload.org requires before it accepts a domain.
+            if (*b && out.max_age < min_hsts_for_preload) {
+                warning(p->value.mark,
+                        "hsts preload needs max_age of at least 1y to be accepted by the "
+                        "preload list");
+            }
+            if (*b && !out.include_subdomains) {
+                warning(p->value.mark,
+                        "hsts preload needs include_subdomains: true to be accepted by the "
+                        "preload list");
+            }
+        }
+    }
+}
+
+// `off`, `{ rotate: 12h }` or `{ key_file: path }`.
+void loader::read_session_tickets(const value_ref& v, session_ticket_settings& out) {
+    out.mark = v.mark;
+    if (v.node.IsScalar()) {
+        if (v.node.Scalar() == "off") {
+            out.mode = session_ticket_mode::off;
+        } else {
+            error(v.mark, "invalid value " + quote(v.node.Scalar()) + " for " + v.what +
+                              " (expected off, { rotate: DURATION } or { key_file: PATH })");
+        }
+        return;
+    }
+    auto s = open(v, {"rotate", "key_file"});
+    if (!s) return;
+    const field* rotate = s->get("rotate");
+    const field* key_file = s->get("key_file");
+    if (rotate && key_file) {
+        error(key_file->key_mark,
+              "'rotate' and 'key_file' exclude each other (a shared key file is rotated by "
+              "replacing it and reloading)");
+        return;
+    }
+    if (!rotate && !key_file) {
+        error(s->mark, "missing required key 'rotate' or 'key_file'");
+        return;
+    }
+    if (rotate) {
+        if (auto d = duration_value(rotate->value)) {
+            if (*d < min_ticket_rotation || *d > max_ticket_rotation) {
+                error(rotate->value.mark,
+                      "'rotate' must be from 1m to 7d, got " + quote(rotate->value.node.Scalar()));
+            } else {
+                out.mode = session_ticket_mode::rotate;
+                out.rotate = *d;
+            }
+        }
+    }
+    if (key_file) {
+        out.key_file_mark = key_file->value.mark;
+        if (auto path = readable_file(key_file->value, "session ticket key file")) {
+            out.mode = session_ticket_mode::key_file;
+            out.key_file = *path;
         }
     }
 }
@@ -923,24 +1087,7 @@ void loader::read_upstream(const value_ref& v, upstream_section& out) {
             }
         }
     }
-    if (auto f = s->get("tls")) {
-        if (auto t = open(f->value, {"server_name", "ca"})) {
-            if (auto sn = t->get("server_name")) {
-                if (auto text = non_empty_string(sn->value)) {
-                    if (is_host_name(*text) || is_ipv4(*text) || is_ipv6(*text)) {
-                        out.tls.server_name = *text;
-                    } else {
-                        error(sn->value.mark, "invalid server_name " + quote(*text) +
-                                                  " (expected a host name or an IP address)");
-                    }
-                }
-            }
-            if (auto ca = t->get("ca")) {
-                out.tls.ca_mark = ca->value.mark;
-                if (auto path = readable_file(ca->value, "CA file")) out.tls.ca = *path;
-            }
-        }
-    }
+    if (auto f = s->get("tls")) read_upstream_tls(f->value, out.tls);
     if (auto f = s->get("pool")) {
         if (auto p = open(f->value, {"max_idle", "idle_timeout"})) {
             if (auto m = p->get("max_idle")) {
@@ -950,6 +1097,54 @@ void loader::read_upstream(const value_ref& v, upstream_section& out) {
             }
             if (auto t = p->get("idle_timeout")) {
                 if (auto d = timeout(t->value)) out.pool.idle_timeout = *d;
+            }
+        }
+    }
+}
+
+// SSL bridging: verification is on unless `insecure_skip_verify: true` says otherwise,
+// and that is a warning every time the configuration is checked or loaded.
+void loader::read_upstream_tls(const value_ref& v, upstream_tls& out) {
+    auto t = open(v, {"server_name", "ca", "client_cert", "client_key", "insecure_skip_verify"});
+    if (!t) return;
+    out.mark = t->mark;
+    if (auto sn = t->get("server_name")) {
+        if (auto text = non_empty_string(sn->value)) {
+            if (is_host_name(*text) || is_ipv4(*text) || is_ipv6(*text)) {
+                out.server_name = *text;
+            } else {
+                error(sn->value.mark, "invalid server_name " + quote(*text) +
+                                          " (expected a host name or an IP address)");
+            }
+        }
+    }
+    if (auto ca = t->get("ca")) {
+        out.ca_mark = ca->value.mark;
+        if (auto path = readable_file(ca->value, "CA file")) out.ca = *path;
+    }
+    const field* cert = t->get("client_cert");
+    const field* key = t->get("client_key");
+    if (cert) {
+        out.client_cert_mark = cert->value.mark;
+        out.client_cert = readable_file(cert->value, "client certificate file");
+    }
+    if (key) {
+        out.client_key_mark = key->value.mark;
+        out.client_key = readable_file(key->value, "client key file");
+    }
+    if (cert && !key) error(cert->key_mark, "'client_cert' needs 'client_key'");
+    if (key && !cert) error(key->key_mark, "'client_key' needs 'client_cert'");
+    if (auto f = t->get("insecure_skip_verify")) {
+        if (auto b = boolean(f->value)) {
+            out.insecure_skip_verify = *b;
+            if (*b) {
+                warning(f->value.mark,
+                        "insecure_skip_verify is on: the upstream's certificate and name are "
+                        "not verified, so anyone on the path to it can read and change the "
+                        "traffic");
+                if (const field* ca = t->get("ca")) {
+                    warning(ca->key_mark, "'ca' is not used while insecure_skip_verify is on");
+                }
             }
         }
     }
@@ -1092,10 +1287,17 @@ void loader::read_locations(const value_ref& v, std::vector<location_section>& o
 }
 
 void loader::read_location(const value_ref& v, location_section& out) {
-    auto s =
-        open(v, {"path", "upstream", "timeouts", "limits", "ip_restrictions", "request_blocking"});
+    auto s = open(v, {"path", "kind", "upstream", "timeouts", "limits", "ip_restrictions",
+                      "request_blocking"});
     if (!s) return;
     out.mark = s->mark;
+    if (auto f = s->get("kind")) {
+        out.kind_mark = f->value.mark;
+        if (auto k = choice<location_kind>(f->value, {{"default", location_kind::generic},
+                                                      {"activesync", location_kind::activesync}})) {
+            out.kind = *k;
+        }
+    }
     if (auto f = require(*s, "path")) {
         if (auto path = non_empty_string(f->value)) {
             if (path->front() != '/') {
@@ -1145,12 +1347,17 @@ void loader::read_location(const value_ref& v, location_section& out) {
         read_ip_restrictions(f->value, r);
         out.ip_restrictions = std::move(r);
     }
-    if (auto f = s->get("request_blocking")) read_rules(f->value, out.request_blocking);
+    if (auto f = s->get("request_blocking")) {
+        read_rules(f->value,
+                   out.kind == location_kind::activesync ? rule_scope::activesync_location
+                                                         : rule_scope::location,
+                   out.request_blocking);
+    }
 }
 
 // A list of rules: the global one or a location's. Names are unique within the list,
 // since logs and counters name a rule by its list and its name.
-void loader::read_rules(const value_ref& v, std::vector<rule_section>& out) {
+void loader::read_rules(const value_ref& v, rule_scope scope, std::vector<rule_section>& out) {
     auto list = items(v);
     if (!list) return;
     std::unordered_map<std::string, int> names;  // name -> line
@@ -1164,7 +1371,7 @@ void loader::read_rules(const value_ref& v, std::vector<rule_section>& out) {
         if (preset) {
             read_preset(item);
         } else {
-            read_rule(item, names, out);
+            read_rule(item, scope, names, out);
         }
     }
 }
@@ -1180,7 +1387,8 @@ void loader::read_preset(const value_ref& v) {
     }
 }
 
-void loader::read_rule(const value_ref& v, std::unordered_map<std::string, int>& names,
+void loader::read_rule(const value_ref& v, rule_scope scope,
+                       std::unordered_map<std::string, int>& names,
                        std::vector<rule_section>& out) {
     auto s = open(v, {"name", "if", "if_not", "action", "mode"});
     if (!s) return;
@@ -1206,11 +1414,11 @@ void loader::read_rule(const value_ref& v, std::unordered_map<std::string, int>&
         if (!have_condition) {
             have_condition = true;
             rule.negate = negate;
-            read_condition(f.value, negate, rule.condition);
+            read_condition(f.value, negate, scope, rule.condition);
         } else {
             error(f.key_mark, "a rule has 'if' or 'if_not', not both");
             condition_block ignored;
-            read_condition(f.value, negate, ignored);
+            read_condition(f.value, negate, scope, ignored);
         }
     }
     if (!have_condition) error(s->mark, "missing required key 'if' or 'if_not'");
@@ -1230,8 +1438,9 @@ void loader::read_rule(const value_ref& v, std::unordered_map<std::string, int>&
 
 // Every condition written must hold; inside one, a list means "any of". Patterns and
 // CIDRs are compiled by the policy module, which reports their errors at these marks.
-void loader::read_condition(const value_ref& v, bool negate, condition_block& out) {
-    auto s = open(v, {"user_agent", "client_ip", "method", "header", "query"});
+void loader::read_condition(const value_ref& v, bool negate, rule_scope scope,
+                            condition_block& out) {
+    auto s = open(v, {"user_agent", "client_ip", "method", "header", "query", "eas"});
     if (!s) return;
     out.mark = s->mark;
     if (v.node.size() == 0) {
@@ -1261,6 +1470,45 @@ void loader::read_condition(const value_ref& v, bool negate, condition_block& ou
     }
     if (auto f = s->get("header")) read_named_patterns(f->value, "header", out.header);
     if (auto f = s->get("query")) read_named_patterns(f->value, "query parameter", out.query);
+    if (auto f = s->get("eas")) read_eas_condition(*f, scope, out);
+}
+
+// `eas: {cmd, user, device_id, device_type, protocol, device_id_file}`: facts of the decoded
+// ActiveSync request, which only a location of kind activesync has. The file is read when
+// the policy is compiled (and so again on every reload); here it must be readable.
+void loader::read_eas_condition(const field& f, rule_scope scope, condition_block& out) {
+    if (scope == rule_scope::global) {
+        error(f.key_mark,
+              "'eas' conditions are not allowed in the global request_blocking: only a location "
+              "with 'kind: activesync' decodes ActiveSync requests");
+    } else if (scope == rule_scope::location) {
+        error(f.key_mark, "'eas' conditions need 'kind: activesync' on their location");
+    }
+    auto s =
+        open(f.value, {"cmd", "user", "device_id", "device_type", "protocol", "device_id_file"});
+    if (!s) return;
+    eas_condition e;
+    e.mark = s->mark;
+    if (f.value.node.size() == 0) {
+        warning(f.value.mark, f.value.what + " is an empty map: it adds no condition");
+    }
+    const std::tuple<std::string_view, std::vector<marked_string>*, bool*> lists[] = {
+        {"cmd", &e.cmd, &e.has_cmd},
+        {"user", &e.user, &e.has_user},
+        {"device_id", &e.device_id, &e.has_device_id},
+        {"device_type", &e.device_type, &e.has_device_type},
+        {"protocol", &e.protocol, &e.has_protocol}};
+    for (const auto& [key, list, has] : lists) {
+        if (auto g = s->get(key)) {
+            *has = true;
+            read_patterns(g->value, *list);
+        }
+    }
+    if (auto g = s->get("device_id_file")) {
+        e.device_id_file_mark = g->value.mark;
+        e.device_id_file = readable_file(g->value, "device_id_file");
+    }
+    out.eas = std::move(e);
 }
 
 // One condition's values; an empty list can never match, which is legal but surely not

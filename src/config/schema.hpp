@@ -47,6 +47,23 @@ struct marked_string {
 enum class action { allow, abort, forbidden, not_found, unauthorized, too_many_requests };
 enum class rule_mode { enforce, report };
 
+// `eas:` in a condition block: RE2 patterns (case-insensitive unless (?-i)) on the decoded
+// ActiveSync request. device_id patterns match the ASCII form or the lowercase hex form of
+// the device ID; device_id_file lists exact IDs in either form, one per line, read when the
+// policy is compiled.
+struct eas_condition {
+    std::vector<marked_string> cmd;          // canonical command name, e.g. "Sync"
+    std::vector<marked_string> user;         // as sent (DOMAIN\user or user@domain), else Basic
+    std::vector<marked_string> device_id;    // ASCII form or lowercase hex form
+    std::vector<marked_string> device_type;  // e.g. "iPhone"
+    std::vector<marked_string> protocol;     // "14.1", "16.1"...
+    std::optional<std::string> device_id_file;  // resolved path
+    bool has_cmd = false, has_user = false, has_device_id = false, has_device_type = false,
+         has_protocol = false;
+    source_mark mark;
+    source_mark device_id_file_mark;
+};
+
 // All conditions present must hold; inside one condition, a list means "any of".
 struct condition_block {
     std::vector<marked_string> user_agent;  // RE2 patterns, case-insensitive unless (?-i)
@@ -58,6 +75,8 @@ struct condition_block {
     std::vector<std::pair<marked_string, std::vector<marked_string>>> query;
     // Which condition keys were written, to tell "absent" from "empty list" (never matches).
     bool has_user_agent = false, has_client_ip = false, has_method = false;
+    // ActiveSync facts (`eas:`), only in the rules of a location of kind activesync.
+    std::optional<eas_condition> eas;
     source_mark mark;
 };
 
@@ -84,23 +103,49 @@ enum class proxy_protocol_mode { off, v1, v2, any };
 
 struct certificate_entry {
     std::string cert;  // PEM chain, leaf first
-    std::string key;   // PEM private key
+    std::string key;   // PEM private key, possibly encrypted
+    std::optional<std::string> key_passphrase_file;  // the passphrase of an encrypted key
+    std::optional<std::string> ocsp_response;        // DER OCSP response to staple
     source_mark cert_mark;
     source_mark key_mark;
+    source_mark key_passphrase_mark;
+    source_mark ocsp_mark;
 };
 
-enum class tls_profile { intermediate, modern };
+// intermediate: Mozilla intermediate 6.0 (TLS 1.2 + 1.3); modern: TLS 1.3 only;
+// custom: TLS 1.2 + 1.3 with the operator's suites (weak ones refused unless allow_weak).
+enum class tls_profile { intermediate, modern, custom };
 
 struct hsts_settings {
     duration max_age{std::chrono::hours(24 * 730)};  // 2y
     bool include_subdomains = true;
+    bool preload = false;
+};
+
+// Stateless session resumption: keys made in memory and rotated (the previous key still
+// decrypts), none, or one shared key file for a fleet behind a load balancer.
+enum class session_ticket_mode { rotate, off, key_file };
+
+struct session_ticket_settings {
+    session_ticket_mode mode = session_ticket_mode::rotate;
+    duration rotate{std::chrono::hours(12)};
+    std::string key_file;  // 48 or 80 bytes, mode 0600
+    source_mark mark;
+    source_mark key_file_mark;
 };
 
 struct listener_tls {
     tls_profile profile = tls_profile::intermediate;
+    std::string ciphers;                      // custom: OpenSSL cipher list for TLS 1.2
+    std::optional<std::string> ciphersuites;  // custom: TLS 1.3 suites; default: the profile's
+    bool allow_weak = false;                  // custom: weak TLS 1.2 suites are not refused
     std::vector<certificate_entry> certificates;
+    std::vector<marked_string> server_names;  // names the certificates must cover (warning)
     hsts_settings hsts;
+    session_ticket_settings session_tickets;
     source_mark mark;
+    source_mark ciphers_mark;
+    source_mark ciphersuites_mark;
 };
 
 struct listener_section {
@@ -117,7 +162,13 @@ struct listener_section {
 struct upstream_tls {
     std::optional<std::string> server_name;  // SNI and the name to verify; default: host of the server
     std::optional<std::string> ca;           // PEM bundle; default: system trust store
+    std::optional<std::string> client_cert;  // PEM chain presented to the upstream (mTLS)
+    std::optional<std::string> client_key;   // its private key (same permission rule as listeners')
+    bool insecure_skip_verify = false;       // no certificate or name verification (warned)
     source_mark ca_mark;
+    source_mark client_cert_mark;
+    source_mark client_key_mark;
+    source_mark mark;
 };
 
 struct pool_settings {
@@ -168,8 +219,13 @@ struct location_timeouts {
     std::optional<duration> upstream_response;
 };
 
+// What a location carries: `default` (HTTP only) or `activesync` (requests are decoded as
+// MS-ASHTTP and rules can name ActiveSync facts with `eas:`).
+enum class location_kind { generic, activesync };
+
 struct location_section {
     std::string path;  // prefix, matched case-insensitively on the normalized path
+    location_kind kind = location_kind::generic;
     std::string upstream;
     location_timeouts timeouts;
     std::optional<std::uint64_t> request_body;  // limits: { request_body: ... }
@@ -177,6 +233,7 @@ struct location_section {
     std::vector<rule_section> request_blocking;  // first rule that fires decides
     source_mark mark;
     source_mark upstream_mark;
+    source_mark kind_mark;
 };
 
 struct root {

@@ -1,12 +1,37 @@
 #include "policy/conditions.hpp"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <system_error>
 
 #include <boost/beast/http/fields.hpp>
+
+#include "eas/query_decoder.hpp"
 
 namespace mailgate::policy {
 
 namespace {
+
+// Larger than any list of device IDs a person keeps, small enough to refuse a wrong file
+// (a log, a disk image) before it is read into memory.
+constexpr std::uintmax_t max_device_id_file = 64u << 20;
+// The hex form of the longest device ID the base64 form can carry.
+constexpr std::size_t max_device_id_text = 2 * eas::eas_facts::max_device_id;
+// Line problems reported per file before the rest are only counted.
+constexpr int max_line_errors = 5;
+
+bool ci_less(std::string_view a, std::string_view b) {
+    const std::size_t n = std::min(a.size(), b.size());
+    for (std::size_t i = 0; i < n; ++i) {
+        const char x = http::ascii::to_lower(a[i]);
+        const char y = http::ascii::to_lower(b[i]);
+        if (x != y) return static_cast<unsigned char>(x) < static_cast<unsigned char>(y);
+    }
+    return a.size() < b.size();
+}
 
 bool compile_keyed(
     const std::vector<std::pair<config::marked_string, std::vector<config::marked_string>>>& in,
@@ -36,6 +61,80 @@ bool compile_cidrs(const std::vector<config::marked_string>& in, net::cidr_set& 
     return ok;
 }
 
+bool read_device_ids(const std::string& path, config::source_mark mark,
+                     std::vector<std::string>& out, config::diagnostics& diags) {
+    const std::string name = "device_id_file '" + path + "'";
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(path, ec);
+    if (ec) {
+        diags.error(mark, "cannot read " + name + ": " + ec.message());
+        return false;
+    }
+    if (size > max_device_id_file) {
+        diags.error(mark, "cannot read " + name + ": larger than 64 MiB");
+        return false;
+    }
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        diags.error(mark, "cannot read " + name + ": " +
+                              std::error_code(errno, std::generic_category()).message());
+        return false;
+    }
+    int errors = 0;
+    auto line_error = [&](std::size_t line, const std::string& what) {
+        if (++errors <= max_line_errors)
+            diags.error(mark, name + " line " + std::to_string(line) + ": " + what);
+    };
+    std::string text;
+    std::size_t line_number = 0;
+    while (std::getline(in, text)) {
+        ++line_number;
+        std::string_view line(text);
+        line = line.substr(0, line.find('#'));
+        while (!line.empty() && (line.back() == ' ' || line.back() == '\t' || line.back() == '\r'))
+            line.remove_suffix(1);
+        while (!line.empty() && (line.front() == ' ' || line.front() == '\t'))
+            line.remove_prefix(1);
+        if (line.empty()) continue;
+        const bool printable = std::all_of(line.begin(), line.end(), [](char c) {
+            return static_cast<unsigned char>(c) > 0x20 && static_cast<unsigned char>(c) < 0x7f;
+        });
+        if (!printable) {
+            line_error(line_number,
+                       "a device ID is printable ASCII without spaces (one ID per line)");
+            continue;
+        }
+        if (line.size() > max_device_id_text) {
+            line_error(line_number, "longer than " + std::to_string(max_device_id_text) +
+                                        " characters, which no device ID is");
+            continue;
+        }
+        std::string id(line);
+        for (char& c : id) c = http::ascii::to_lower(c);
+        out.push_back(std::move(id));
+    }
+    if (in.bad()) {
+        diags.error(mark, "cannot read " + name + ": read error");
+        return false;
+    }
+    if (errors > max_line_errors) {
+        diags.error(mark, name + ": " + std::to_string(errors - max_line_errors) +
+                              " more lines with errors");
+    }
+    if (errors > 0) return false;
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    if (out.empty()) diags.warning(mark, name + " lists no device IDs: it never matches");
+    return true;
+}
+
+bool contains_device_id(const std::vector<std::string>& ids, std::string_view id) {
+    const auto it =
+        std::lower_bound(ids.begin(), ids.end(), id,
+                         [](const std::string& a, std::string_view b) { return ci_less(a, b); });
+    return it != ids.end() && http::ascii::iequals(*it, id);
+}
+
 bool condition_block_matcher::compile(const config::condition_block& block,
                                       config::diagnostics& diags) {
     bool ok = true;
@@ -52,7 +151,53 @@ bool condition_block_matcher::compile(const config::condition_block& block,
 
     ok = compile_keyed(block.header, headers_, diags) && ok;
     ok = compile_keyed(block.query, query_, diags) && ok;
+
+    if (const auto& e = block.eas) {
+        eas_ = std::make_unique<eas_patterns>();
+        auto& m = *eas_;
+        m.has_cmd = e->has_cmd;
+        ok = m.cmd.compile(e->cmd, diags) && ok;
+        m.has_user = e->has_user;
+        ok = m.user.compile(e->user, diags) && ok;
+        m.has_device_id = e->has_device_id;
+        ok = m.device_id.compile(e->device_id, diags) && ok;
+        m.has_device_type = e->has_device_type;
+        ok = m.device_type.compile(e->device_type, diags) && ok;
+        m.has_protocol = e->has_protocol;
+        ok = m.protocol.compile(e->protocol, diags) && ok;
+        if (e->device_id_file) {
+            m.has_device_id_file = true;
+            ok = read_device_ids(*e->device_id_file, e->device_id_file_mark, m.device_ids, diags) &&
+                 ok;
+        }
+    }
     return ok;
+}
+
+// A missing record reads as empty values, as a missing header does. A device ID matches
+// by its ASCII form or its hex form (R8); a binary ID has only the hex form, so that a
+// pattern that matches "" (say `^$`) does not match it.
+bool condition_block_matcher::eas_patterns::holds(const eas::eas_facts* facts) const {
+    const auto field = [&](std::string_view eas::eas_facts::*member) {
+        return facts ? facts->*member : std::string_view{};
+    };
+    if (has_cmd && !cmd.match(field(&eas::eas_facts::cmd))) return false;
+    if (has_protocol && !protocol.match(field(&eas::eas_facts::protocol_version))) return false;
+    if (has_device_type && !device_type.match(field(&eas::eas_facts::device_type))) return false;
+    const auto ascii = field(&eas::eas_facts::device_id_ascii);
+    const auto hex = field(&eas::eas_facts::device_id_hex);
+    if (has_device_id) {
+        const bool any = (ascii.empty() && hex.empty())
+                             ? device_id.match(std::string_view{})
+                             : (!ascii.empty() && device_id.match(ascii)) ||
+                                   (!hex.empty() && device_id.match(hex));
+        if (!any) return false;
+    }
+    if (has_device_id_file && !(!ascii.empty() && contains_device_id(device_ids, ascii)) &&
+        !(!hex.empty() && contains_device_id(device_ids, hex)))
+        return false;
+    if (has_user && !user.match(field(&eas::eas_facts::user))) return false;
+    return true;
 }
 
 // Cheapest conditions first: the block is an AND, so the first that fails settles it.
@@ -63,6 +208,8 @@ bool condition_block_matcher::holds(const request_facts& facts) const {
     if (has_client_ip_ && !client_ip_.contains(facts.client)) return false;
 
     if (has_user_agent_ && !user_agent_.match(facts.user_agent)) return false;
+
+    if (eas_ && !eas_->holds(facts.eas)) return false;
 
     for (const auto& h : headers_) {
         bool any = false, seen = false;

@@ -1,6 +1,7 @@
 #pragma once
 // One `if` / `if_not` block, compiled. Every condition written must hold; a condition not
 // written is not checked; a condition written as an empty list holds for no request.
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,6 +42,16 @@ bool any_query_value(std::string_view query, std::string_view name, F&& f) {
 bool compile_cidrs(const std::vector<config::marked_string>& in, net::cidr_set& out,
                    config::diagnostics& diags);
 
+// The device IDs of a device_id_file, lowercased, sorted and without duplicates: one per
+// line, blank lines and '#' comments ignored, each printable ASCII without spaces (the
+// ASCII form of a device ID or the hex form of its bytes). Problems are reported at `mark`
+// (the file name's place in the configuration), naming the line.
+bool read_device_ids(const std::string& path, config::source_mark mark,
+                     std::vector<std::string>& out, config::diagnostics& diags);
+
+// Whether `id` is in a list made by read_device_ids, ASCII case-insensitively.
+bool contains_device_id(const std::vector<std::string>& ids, std::string_view id);
+
 class condition_block_matcher {
 public:
     // Regex and CIDR errors go to `diags` at their marks; returns false on any.
@@ -62,6 +73,17 @@ private:
     pattern_set user_agent_;
     std::vector<keyed_patterns> headers_;
     std::vector<keyed_patterns> query_;
+
+    // `eas:`; null when the block has none.
+    struct eas_patterns {
+        bool has_cmd = false, has_user = false, has_device_id = false, has_device_type = false,
+             has_protocol = false, has_device_id_file = false;
+        pattern_set cmd, user, device_id, device_type, protocol;
+        std::vector<std::string> device_ids;  // from device_id_file
+
+        bool holds(const eas::eas_facts* facts) const;
+    };
+    std::unique_ptr<eas_patterns> eas_;
 };
 
 }  // namespace mailgate::policy

@@ -15,6 +15,10 @@
 #include "config/diagnostics.hpp"
 #include "config/schema.hpp"
 
+namespace mailgate::eas {
+struct eas_facts;
+}  // namespace mailgate::eas
+
 namespace mailgate::policy {
 
 using config::action;
@@ -28,6 +32,9 @@ struct request_facts {
     std::string_view user_agent;  // empty when the header is absent
     std::string_view query;       // raw, after '?', never decoded
     const boost::beast::http::fields* fields = nullptr;  // for header conditions
+    // The decoded ActiveSync request, on locations of kind activesync; `eas:` conditions
+    // read it, and see empty values when it is null.
+    const eas::eas_facts* eas = nullptr;
 };
 
 // One rule (or a location's ip_restrictions) as it appears in logs and counters.

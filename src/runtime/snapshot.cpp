@@ -26,6 +26,7 @@ std::string hsts_line(const config::hsts_settings& h) {
     const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(h.max_age).count();
     std::string line = "Strict-Transport-Security: max-age=" + std::to_string(seconds);
     if (h.include_subdomains) line += "; includeSubDomains";
+    if (h.preload) line += "; preload";
     return line + "\r\n";
 }
 
@@ -66,7 +67,9 @@ void compile_listeners(const config::root& cfg, snapshot& s, config::diagnostics
             }
             out.endpoints.push_back(eps.front());
         }
-        out.tls = tls::make_server_context(l.tls, diags);
+        auto server_tls = tls::make_server_tls(l.tls, l.name, diags);
+        out.tls = std::move(server_tls.context);
+        out.certificates = std::move(server_tls.certificates);
         s.listeners.push_back(std::move(out));
     }
 }
@@ -94,6 +97,7 @@ void compile_upstreams(const config::root& cfg, snapshot& s, config::diagnostics
         }
         if (u.tls.server_name) out.server_name = *u.tls.server_name;
         out.tls = tls::make_client_context(u.tls, diags);
+        out.insecure_skip_verify = u.tls.insecure_skip_verify;
         s.upstreams.push_back(std::move(out));
     }
 }

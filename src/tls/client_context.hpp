@@ -1,11 +1,12 @@
 #pragma once
-// The upstream ("SSL bridging") TLS context: peer verification is always on.
+// The upstream ("SSL bridging") TLS context: TLS 1.2 at least, peer verification on unless
+// `insecure_skip_verify: true`, an optional client certificate (mTLS).
 #include <memory>
 #include <string>
 
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/stream.hpp>
-#include <boost/asio/ip/tcp.hpp>
 
 #include "config/diagnostics.hpp"
 #include "config/schema.hpp"

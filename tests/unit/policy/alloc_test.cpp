@@ -8,6 +8,7 @@
 #include <new>
 #include <string>
 
+#include "eas/query_decoder.hpp"
 #include "policy/policy.hpp"
 #include "policy_test_util.hpp"
 
@@ -139,6 +140,76 @@ TEST(Allocation, EvaluateAllocatesNothing) {
     counting = false;
     EXPECT_EQ(allocations.load(), 0);
     EXPECT_GT(decided, 0);
+}
+
+// `eas:` conditions: patterns on the record and the device list (ASCII case-insensitive
+// lookups of both forms) allocate nothing either.
+TEST(Allocation, EasConditionsAllocateNothing) {
+    const std::string list_path =
+        std::string(MAILGATE_CORPUS_DIR) + "/config/files/devices.txt";  // lists V3 and V4
+    config::condition_block blocked;
+    blocked.eas.emplace();
+    blocked.eas->device_id_file = list_path;
+    config::condition_block shield;
+    shield.eas.emplace();
+    shield.eas->cmd = list({"^(?:Search|ItemOperations)$"});
+    shield.eas->has_cmd = true;
+    shield.eas->device_id = list({"^appl", "^4e696e65"});
+    shield.eas->has_device_id = true;
+    config::condition_block approved;
+    approved.eas.emplace();
+    approved.eas->device_type = list({"^(?:iPhone|iPad|Android)$"});
+    approved.eas->has_device_type = true;
+    approved.eas->user = list({"^CONTOSO\\\\", "@contoso\\.com$"});
+    approved.eas->has_user = true;
+    approved.eas->protocol = list({"^1[46]\\."});
+    approved.eas->has_protocol = true;
+    config::root cfg;
+    auto loc = location("/Microsoft-Server-ActiveSync",
+                        {rule_if("blocked", blocked, action::forbidden),
+                         rule_if("shield", shield, action::forbidden, rule_mode::report),
+                         rule_if_not("approved", approved, action::abort)});
+    loc.kind = config::location_kind::activesync;
+    cfg.locations = {loc};
+    auto c = compile(cfg);
+    ASSERT_TRUE(c.set);
+
+    const char* queries[] = {
+        "jQAJBBBOaW5lMzQyQkEzRjNFNkM2BAAAAAAHQW5kcm9pZAcBAA==",              // listed
+        "eQIJBBCuTs0Z9ZK6Vldwb/dM8JusBHVeHIQDUFBDBwEBAwYxMTkyODEBBUlOQk9Y",  // listed, binary
+        "oBEJBBBOaW5lMkVDN0VDMEJCNTREBAGJpmIHQW5kcm9pZAcBAA==",
+        "Cmd=Search&User=CONTOSO%5Cjdoe&DeviceId=ApplF17XYZ&DeviceType=iPhone",
+        "Cmd=Sync&User=mallory&DeviceId=androidc195792594&DeviceType=Android",
+    };
+    std::vector<std::unique_ptr<eas::eas_facts>> records;
+    std::vector<request> requests;
+    for (const char* q : queries) {
+        records.push_back(std::make_unique<eas::eas_facts>());
+        ASSERT_EQ(
+            eas::decode({q, "14.1", "", "Basic Q09OVE9TT1xqZG9lOmh1bnRlcjI="}, *records.back()),
+            eas::decode_error::ok);
+        requests.push_back(request{}.with_method("POST").q(q));
+    }
+    std::vector<request_facts> facts;
+    for (std::size_t i = 0; i < requests.size(); ++i) {
+        facts.push_back(requests[i].facts());
+        facts.back().eas = records[i].get();
+    }
+    verdict v;
+    for (const auto& f : facts) c.set->evaluate(f, 0, v);
+
+    allocations = 0;
+    counting = true;
+    int decided = 0;
+    for (int round = 0; round < 100; ++round) {
+        for (const auto& f : facts) {
+            c.set->evaluate(f, 0, v);
+            decided += v.decided_by != nullptr;
+        }
+    }
+    counting = false;
+    EXPECT_EQ(allocations.load(), 0);
+    EXPECT_EQ(decided, 300);  // the two listed devices and mallory
 }
 
 }  // namespace
