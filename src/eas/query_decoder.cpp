@@ -14,30 +14,16 @@ namespace ascii = http::ascii;
 constexpr std::size_t npos = std::string_view::npos;
 
 // MS-ASHTTP 2.2.1.1.1.1.2; codes 5-8 are unassigned, 23 (Find) came with 16.1.
-constexpr std::array<std::string_view, 24> command_names = {"Sync",
-                                                            "SendMail",
-                                                            "SmartForward",
-                                                            "SmartReply",
-                                                            "GetAttachment",
-                                                            "",
-                                                            "",
-                                                            "",
-                                                            "",
-                                                            "FolderSync",
-                                                            "FolderCreate",
-                                                            "FolderDelete",
-                                                            "FolderUpdate",
-                                                            "MoveItems",
-                                                            "GetItemEstimate",
-                                                            "MeetingResponse",
-                                                            "Search",
-                                                            "Settings",
-                                                            "Ping",
-                                                            "ItemOperations",
-                                                            "Provision",
-                                                            "ResolveRecipients",
-                                                            "ValidateCert",
-                                                            "Find"};
+// clang-format off
+constexpr std::array<std::string_view, 24> command_names = {
+    "Sync", "SendMail", "SmartForward", "SmartReply", "GetAttachment",  // 0-4
+    "", "", "", "",                                                      // 5-8
+    "FolderSync", "FolderCreate", "FolderDelete", "FolderUpdate",       // 9-12
+    "MoveItems", "GetItemEstimate", "MeetingResponse", "Search",        // 13-16
+    "Settings", "Ping", "ItemOperations", "Provision",                  // 17-20
+    "ResolveRecipients", "ValidateCert", "Find",                        // 21-23
+};
+// clang-format on
 
 // Plain form only: the pre-12.0 names that OPTIONS still advertises (no base64 code).
 constexpr std::array<std::string_view, 4> legacy_command_names = {

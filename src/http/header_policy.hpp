@@ -9,8 +9,8 @@
 namespace mailgate::http {
 
 struct header_policy {
-    std::vector<std::string> remove;                         // lower-case names
-    std::vector<std::pair<std::string, std::string>> add;    // emitted in this order
+    std::vector<std::string> remove;                       // lower-case names
+    std::vector<std::pair<std::string, std::string>> add;  // emitted in this order
     std::string hsts;  // full "Strict-Transport-Security: ...\r\n" line, or empty
 
     // True when an upstream field must not reach the client: listed in `remove`, or a

@@ -30,7 +30,7 @@ struct compiled_listener {
     std::vector<boost::asio::ip::tcp::endpoint> endpoints;
     std::shared_ptr<boost::asio::ssl::context> tls;
     std::vector<std::string> certificates;  // one description per certificate, for the log
-    http::header_policy headers;  // the global policy with this listener's HSTS
+    http::header_policy headers;            // the global policy with this listener's HSTS
     config::proxy_protocol_mode proxy_protocol = config::proxy_protocol_mode::off;
     net::cidr_set trusted_proxies;  // PROXY headers and X-Forwarded-For believed only from these
 };
@@ -44,7 +44,7 @@ struct compiled_upstream {
     std::string name;
     std::vector<upstream_server> servers;
     std::shared_ptr<boost::asio::ssl::context> tls;
-    std::string server_name;  // SNI and verified name
+    std::string server_name;            // SNI and verified name
     bool insecure_skip_verify = false;  // logged as a warning at start and on reload
     unsigned max_idle = 64;
     duration idle_timeout{};

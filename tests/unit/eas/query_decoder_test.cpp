@@ -503,30 +503,16 @@ TEST(Base64Layout, VersionBytes) {
 }
 
 TEST(Base64Layout, CommandCodeTable) {
-    const std::array<const char*, 24> names = {"Sync",
-                                               "SendMail",
-                                               "SmartForward",
-                                               "SmartReply",
-                                               "GetAttachment",
-                                               nullptr,
-                                               nullptr,
-                                               nullptr,
-                                               nullptr,
-                                               "FolderSync",
-                                               "FolderCreate",
-                                               "FolderDelete",
-                                               "FolderUpdate",
-                                               "MoveItems",
-                                               "GetItemEstimate",
-                                               "MeetingResponse",
-                                               "Search",
-                                               "Settings",
-                                               "Ping",
-                                               "ItemOperations",
-                                               "Provision",
-                                               "ResolveRecipients",
-                                               "ValidateCert",
-                                               "Find"};
+    // clang-format off
+    const std::array<const char*, 24> names = {
+        "Sync", "SendMail", "SmartForward", "SmartReply", "GetAttachment",       // 0-4
+        nullptr, nullptr, nullptr, nullptr,                                       // 5-8
+        "FolderSync", "FolderCreate", "FolderDelete", "FolderUpdate",            // 9-12
+        "MoveItems", "GetItemEstimate", "MeetingResponse", "Search",             // 13-16
+        "Settings", "Ping", "ItemOperations", "Provision",                       // 17-20
+        "ResolveRecipients", "ValidateCert", "Find",                             // 21-23
+    };
+    // clang-format on
     for (int code = 0; code < 256; ++code) {
         record r;
         r.command = static_cast<std::uint8_t>(code);

@@ -16,8 +16,9 @@ snapshot with_locations(std::initializer_list<const char*> prefixes) {
         l.upstream = i++;
         s.locations.push_back(l);
     }
-    std::stable_sort(s.locations.begin(), s.locations.end(),
-                     [](const auto& a, const auto& b) { return a.prefix.size() > b.prefix.size(); });
+    std::stable_sort(s.locations.begin(), s.locations.end(), [](const auto& a, const auto& b) {
+        return a.prefix.size() > b.prefix.size();
+    });
     return s;
 }
 }  // namespace
@@ -34,7 +35,7 @@ TEST(Route, LongestPrefixOnSegmentBoundary) {
     EXPECT_EQ(up("/owa"), 2);
     EXPECT_EQ(up("/owa/"), 2);
     EXPECT_EQ(up("/owa/auth/logon.aspx"), 3);
-    EXPECT_EQ(up("/owax"), 0);      // not under /owa
+    EXPECT_EQ(up("/owax"), 0);       // not under /owa
     EXPECT_EQ(up("/owa/authx"), 2);  // not under /owa/auth
     EXPECT_EQ(up("/ecp/"), 0);
 }
