@@ -20,6 +20,7 @@ mailgate demo: https://localhost:8443 -> demo origin https://127.0.0.1:9443 (exc
 Try it from another shell:
   curl --cacert $root/$certs/ca.pem -i https://localhost:8443/owa/
   curl --cacert $root/$certs/ca.pem -i -X OPTIONS https://localhost:8443/Microsoft-Server-ActiveSync
+  curl -i http://localhost:8080/owa/      # port 80's job: a 301 to https, nothing proxied
 Stop with Ctrl-C.
 
 MSG

@@ -310,6 +310,9 @@ bool is_query_name(std::string_view s) {
 
 // Headers whose value the proxy itself decides: framing, connection management, and
 // HSTS (configured per listener under tls.hsts).
+// The response builder tracks the policy's fields in a 64-bit mask.
+constexpr std::size_t max_policy_headers = 64;
+
 bool is_managed_header(std::string_view name) {
     static const std::set<std::string, std::less<>> managed{
         "connection", "content-length",    "keep-alive", "proxy-connection",         "te",
@@ -388,12 +391,12 @@ struct upstream_reference {
 enum class rule_scope { global, location, activesync_location };
 
 class loader {
-   public:
+public:
     loader(diagnostics& diags, fs::path base_dir) : diags_(diags), base_dir_(std::move(base_dir)) {}
 
     void load(const YAML::Node& doc, root& out);
 
-   private:
+private:
     void error(source_mark m, std::string message) { diags_.error(m, std::move(message)); }
     void warning(source_mark m, std::string message) { diags_.warning(m, std::move(message)); }
 
@@ -426,6 +429,7 @@ class loader {
     void read_listeners(const value_ref& v, std::vector<listener_section>& out);
     void read_listener(const value_ref& v, listener_section& out);
     void read_addresses(const value_ref& v, listener_section& out);
+    void read_http_redirect(const value_ref& v, listener_section& out);
     void read_listener_tls(const value_ref& v, listener_tls& out);
     void read_cipher_settings(const section& s, listener_tls& out);
     void read_hsts(const value_ref& v, hsts_settings& out);
@@ -777,7 +781,8 @@ void loader::read_listeners(const value_ref& v, std::vector<listener_section>& o
 }
 
 void loader::read_listener(const value_ref& v, listener_section& out) {
-    auto s = open(v, {"name", "address", "proxy_protocol", "trusted_proxies", "tls"});
+    auto s =
+        open(v, {"name", "address", "proxy_protocol", "trusted_proxies", "tls", "http_redirect"});
     if (!s) return;
     out.mark = s->mark;
     if (auto f = require(*s, "name")) {
@@ -792,7 +797,14 @@ void loader::read_listener(const value_ref& v, listener_section& out) {
         }
     }
     if (auto f = require(*s, "address")) read_addresses(f->value, out);
-    if (auto f = require(*s, "tls")) read_listener_tls(f->value, out.tls);
+    if (auto f = s->get("http_redirect")) {
+        read_http_redirect(f->value, out);
+        if (auto t = s->get("tls")) {
+            error(t->key_mark, "a listener with http_redirect speaks plain HTTP and has no tls");
+        }
+    } else if (auto t = require(*s, "tls")) {
+        read_listener_tls(t->value, out.tls);
+    }
     if (auto f = s->get("trusted_proxies")) {
         // CIDRs are parsed where they are compiled (src/net), at these marks.
         if (auto list = strings(f->value)) out.trusted_proxies = std::move(*list);
@@ -804,6 +816,9 @@ void loader::read_listener(const value_ref& v, listener_section& out) {
                                                             {"v2", proxy_protocol_mode::v2},
                                                             {"any", proxy_protocol_mode::any}})) {
             out.proxy_protocol = *p;
+            if (*p != proxy_protocol_mode::off && out.http_redirect)
+                error(f->value.mark,
+                      "proxy_protocol is not supported on an http_redirect listener");
             const field* trusted = s->get("trusted_proxies");
             const bool no_proxies = trusted == nullptr || (trusted->value.node.IsSequence() &&
                                                            trusted->value.node.size() == 0);
@@ -814,6 +829,41 @@ void loader::read_listener(const value_ref& v, listener_section& out) {
             }
         }
     }
+}
+
+void loader::read_http_redirect(const value_ref& v, listener_section& out) {
+    http_redirect_settings r;
+    if (v.node.IsScalar()) {
+        // `http_redirect: true`; `false` is refused rather than read as a TLS listener
+        // without tls.
+        if (auto b = boolean(v); b && !*b) {
+            error(v.mark, "http_redirect: false is not a listener: remove the key and add tls");
+            return;
+        } else if (!b) {
+            return;
+        }
+    } else if (auto s = open(v, {"port", "host"})) {
+        if (auto f = s->get("port")) {
+            if (auto p = integer(f->value, 1, 65535)) r.port = static_cast<unsigned>(*p);
+        }
+        if (auto f = s->get("host")) {
+            if (auto h = non_empty_string(f->value)) {
+                // It goes into a Location header: a host name or address, nothing else.
+                const bool ok = std::all_of(h->begin(), h->end(), [](char c) {
+                    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' ||
+                           c == ':' || c == '[' || c == ']';
+                });
+                if (ok) {
+                    r.host = *h;
+                } else {
+                    error(f->value.mark, "invalid redirect host " + quote(*h));
+                }
+            }
+        }
+    } else {
+        return;
+    }
+    out.http_redirect = r;
 }
 
 void loader::read_addresses(const value_ref& v, listener_section& out) {
@@ -1151,7 +1201,7 @@ void loader::read_upstream_tls(const value_ref& v, upstream_tls& out) {
 }
 
 void loader::read_headers(const value_ref& v, header_policy_section& out) {
-    auto s = open(v, {"add", "remove"});
+    auto s = open(v, {"add", "set", "remove"});
     if (!s) return;
     // A key that is present replaces the default list: policies are written out whole,
     // so the file shows everything that is sent and stripped.
@@ -1159,10 +1209,39 @@ void loader::read_headers(const value_ref& v, header_policy_section& out) {
         out.add.clear();
         read_header_additions(f->value, out.add);
     }
+    if (auto f = s->get("set")) {
+        out.set.clear();
+        read_header_additions(f->value, out.set);
+    }
     if (auto f = s->get("remove")) {
         out.remove.clear();
         read_header_removals(f->value, out.remove);
     }
+    // One name, one instruction: "add X" and "set X" (or "remove X") together would leave
+    // the reader guessing which wins.
+    // A default `add` list (not written here) gives way to the names set or removed.
+    if (!s->get("add")) {
+        std::erase_if(out.add, [&](const auto& f) {
+            const auto named = [&](std::string_view n) { return lower(n) == lower(f.first); };
+            return std::any_of(out.set.begin(), out.set.end(),
+                               [&](const auto& g) { return named(g.first); }) ||
+                   std::any_of(out.remove.begin(), out.remove.end(), named);
+        });
+    }
+    std::unordered_map<std::string, std::string_view> owner;  // lower-case name -> list
+    for (const auto& [n, value] : out.add) owner.emplace(lower(n), "add");
+    for (const auto& [n, value] : out.set) {
+        if (auto [it, inserted] = owner.emplace(lower(n), "set"); !inserted)
+            error(s->mark, "header " + quote(n) + " is in both 'add' and 'set'");
+    }
+    for (const auto& n : out.remove) {
+        if (auto it = owner.find(lower(n)); it != owner.end())
+            error(s->mark, "header " + quote(n) + " is in both '" + std::string(it->second) +
+                               "' and 'remove'");
+    }
+    if (out.add.size() + out.set.size() > max_policy_headers)
+        error(s->mark, "at most " + std::to_string(max_policy_headers) +
+                           " headers in 'add' and 'set' together");
 }
 
 void loader::read_header_additions(const value_ref& v,
@@ -1288,7 +1367,7 @@ void loader::read_locations(const value_ref& v, std::vector<location_section>& o
 
 void loader::read_location(const value_ref& v, location_section& out) {
     auto s = open(v, {"path", "kind", "upstream", "timeouts", "limits", "ip_restrictions",
-                      "request_blocking"});
+                      "request_blocking", "headers"});
     if (!s) return;
     out.mark = s->mark;
     if (auto f = s->get("kind")) {
@@ -1346,6 +1425,11 @@ void loader::read_location(const value_ref& v, location_section& out) {
         ip_restrictions_section r;
         read_ip_restrictions(f->value, r);
         out.ip_restrictions = std::move(r);
+    }
+    if (auto f = s->get("headers")) {
+        auto h = header_policy_section::empty();
+        read_headers(f->value, h);
+        out.headers = std::move(h);
     }
     if (auto f = s->get("request_blocking")) {
         read_rules(f->value,

@@ -52,11 +52,11 @@ enum class rule_mode { enforce, report };
 // the device ID; device_id_file lists exact IDs in either form, one per line, read when the
 // policy is compiled.
 struct eas_condition {
-    std::vector<marked_string> cmd;          // canonical command name, e.g. "Sync"
-    std::vector<marked_string> user;         // as sent (DOMAIN\user or user@domain), else Basic
-    std::vector<marked_string> device_id;    // ASCII form or lowercase hex form
-    std::vector<marked_string> device_type;  // e.g. "iPhone"
-    std::vector<marked_string> protocol;     // "14.1", "16.1"...
+    std::vector<marked_string> cmd;             // canonical command name, e.g. "Sync"
+    std::vector<marked_string> user;            // as sent (DOMAIN\user or user@domain), else Basic
+    std::vector<marked_string> device_id;       // ASCII form or lowercase hex form
+    std::vector<marked_string> device_type;     // e.g. "iPhone"
+    std::vector<marked_string> protocol;        // "14.1", "16.1"...
     std::optional<std::string> device_id_file;  // resolved path
     bool has_cmd = false, has_user = false, has_device_id = false, has_device_type = false,
          has_protocol = false;
@@ -102,8 +102,8 @@ struct ip_restrictions_section {
 enum class proxy_protocol_mode { off, v1, v2, any };
 
 struct certificate_entry {
-    std::string cert;  // PEM chain, leaf first
-    std::string key;   // PEM private key, possibly encrypted
+    std::string cert;                                // PEM chain, leaf first
+    std::string key;                                 // PEM private key, possibly encrypted
     std::optional<std::string> key_passphrase_file;  // the passphrase of an encrypted key
     std::optional<std::string> ocsp_response;        // DER OCSP response to staple
     source_mark cert_mark;
@@ -148,10 +148,18 @@ struct listener_tls {
     source_mark ciphersuites_mark;
 };
 
+// A plain-HTTP listener (port 80) that answers every request with a 301 to the https URL
+// and never proxies. No HSTS on it: RFC 6797 forbids the header over plain HTTP.
+struct http_redirect_settings {
+    unsigned port = 443;              // the https port written into Location (omitted if 443)
+    std::optional<std::string> host;  // a fixed host name; default: the request's Host
+};
+
 struct listener_section {
     std::string name;
     std::vector<std::string> addresses;  // "ip:port" or "[v6]:port"; port 0 = any free port
-    listener_tls tls;
+    listener_tls tls;                    // absent on a redirect listener
+    std::optional<http_redirect_settings> http_redirect;  // set: plain HTTP, 301 to https
     proxy_protocol_mode proxy_protocol = proxy_protocol_mode::off;
     // PROXY headers and X-Forwarded-For are believed only from these peers.
     std::vector<marked_string> trusted_proxies;
@@ -160,8 +168,9 @@ struct listener_section {
 };
 
 struct upstream_tls {
-    std::optional<std::string> server_name;  // SNI and the name to verify; default: host of the server
-    std::optional<std::string> ca;           // PEM bundle; default: system trust store
+    std::optional<std::string>
+        server_name;                // SNI and the name to verify; default: host of the server
+    std::optional<std::string> ca;  // PEM bundle; default: system trust store
     std::optional<std::string> client_cert;  // PEM chain presented to the upstream (mTLS)
     std::optional<std::string> client_key;   // its private key (same permission rule as listeners')
     bool insecure_skip_verify = false;       // no certificate or name verification (warned)
@@ -185,16 +194,28 @@ struct upstream_section {
     source_mark servers_mark;
 };
 
+// add: sent when the upstream response lacks the field (the upstream's own value is kept,
+// never duplicated); set: always sent, any upstream field of that name dropped; remove:
+// upstream fields stripped. Emitted in this order after the upstream's own fields.
 struct header_policy_section {
-    // Ordered: emitted in this order after the upstream's own headers.
     std::vector<std::pair<std::string, std::string>> add{
         {"X-Content-Type-Options", "nosniff"},
         {"X-Frame-Options", "SAMEORIGIN"},
         {"Referrer-Policy", "strict-origin-when-cross-origin"},
     };
-    std::vector<std::string> remove{"Server",         "X-Powered-By", "X-AspNet-Version",
-                                    "X-AspNetMvc-Version", "X-OWA-Version", "X-FEServer",
-                                    "X-BEServer",     "X-CalculatedBETarget", "X-DiagInfo"};
+    std::vector<std::string> remove{
+        "Server",        "X-Powered-By", "X-AspNet-Version", "X-AspNetMvc-Version",
+        "X-OWA-Version", "X-FEServer",   "X-BEServer",       "X-CalculatedBETarget",
+        "X-DiagInfo"};
+    std::vector<std::pair<std::string, std::string>> set;
+
+    // A location's own policy starts empty and is applied on top of the global one.
+    static header_policy_section empty() {
+        header_policy_section h;
+        h.add.clear();
+        h.remove.clear();
+        return h;
+    }
 };
 
 struct limits_section {
@@ -230,7 +251,8 @@ struct location_section {
     location_timeouts timeouts;
     std::optional<std::uint64_t> request_body;  // limits: { request_body: ... }
     std::optional<ip_restrictions_section> ip_restrictions;
-    std::vector<rule_section> request_blocking;  // first rule that fires decides
+    std::vector<rule_section> request_blocking;    // first rule that fires decides
+    std::optional<header_policy_section> headers;  // on top of the global policy
     source_mark mark;
     source_mark upstream_mark;
     source_mark kind_mark;

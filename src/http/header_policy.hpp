@@ -1,6 +1,8 @@
 #pragma once
-// Response header policy (compiled): which upstream fields are stripped, which are added,
-// and the HSTS value that goes on every response, generated ones included.
+// Response header policy (compiled): which upstream fields are stripped, which are sent
+// when the upstream lacks them (add), and which always replace the upstream's (set).
+// HSTS is the listener's, passed beside the policy.
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -9,15 +11,21 @@
 namespace mailgate::http {
 
 struct header_policy {
-    std::vector<std::string> remove;                       // lower-case names
-    std::vector<std::pair<std::string, std::string>> add;  // emitted in this order
-    std::string hsts;  // full "Strict-Transport-Security: ...\r\n" line, or empty
+    using field_list = std::vector<std::pair<std::string, std::string>>;
+    std::vector<std::string> remove;  // lower-case names
+    field_list add;                   // at most 64 (a mask tracks which the upstream sent)
+    field_list set;
 
-    // True when an upstream field must not reach the client: listed in `remove`, or a
-    // name the policy sets itself (the policy's value wins over the upstream's).
+    // A location's policy applied on top of the global one: the location's entries win
+    // for the names they mention; every other global entry stays.
+    static header_policy merged(const header_policy& global, const header_policy& local);
+
+    // True when an upstream field must not reach the client: removed, or set by the policy.
     bool strips(std::string_view name) const;
-    // Appends the policy's own fields (add list, then HSTS) as header lines.
-    void append_fields(std::string& out) const;
+    // Bit i set when `name` is add[i]'s name (then the upstream's field is kept instead).
+    std::uint64_t added_mask(std::string_view name) const;
+    // Appends set, then the add entries whose bit is not in `present`, then `hsts`.
+    void append_fields(std::string& out, std::uint64_t present, std::string_view hsts) const;
 };
 
 }  // namespace mailgate::http

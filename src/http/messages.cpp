@@ -59,8 +59,8 @@ void build_upstream_request(const beast::http::request_header<>& head, const req
 }
 
 void build_client_response(const beast::http::response_header<>& head, const header_policy& policy,
-                           response_framing framing, std::uint64_t length, bool keep_alive,
-                           std::string& out) {
+                           std::string_view hsts, response_framing framing, std::uint64_t length,
+                           bool keep_alive, std::string& out) {
     out.append("HTTP/1.1 ");
     append_uint(out, head.result_int());
     out.append(" ");
@@ -68,16 +68,20 @@ void build_client_response(const beast::http::response_header<>& head, const hea
     out.append(reason.empty() ? reason_phrase(static_cast<int>(head.result_int())) : reason);
     out.append("\r\n");
     const hop_by_hop_set hop(head);
+    std::uint64_t present = 0;  // the add entries the upstream sent itself
     for (const auto& f : head) {
         const auto name = f.name_string();
         // HEAD and 304 responses describe the body they would have; 204 and 1xx have none.
         const auto status = head.result_int();
         const bool informational_length = framing == response_framing::none && status >= 200 &&
                                           status != 204 && beast::iequals(name, "content-length");
-        if ((hop.is_hop_by_hop(name) && !informational_length) || policy.strips(name)) continue;
+        if ((hop.is_hop_by_hop(name) && !informational_length) || policy.strips(name) ||
+            (!hsts.empty() && beast::iequals(name, "strict-transport-security")))
+            continue;
+        present |= policy.added_mask(name);
         append_field(out, name, f.value());
     }
-    policy.append_fields(out);
+    policy.append_fields(out, present, hsts);
     switch (framing) {
         case response_framing::none:
         case response_framing::close:
@@ -95,7 +99,8 @@ void build_client_response(const beast::http::response_header<>& head, const hea
     out.append("\r\n");
 }
 
-void build_error_reply(int status, const header_policy& policy, bool close, std::string& out) {
+void build_error_reply(int status, const header_policy& policy, std::string_view hsts, bool close,
+                       std::string& out) {
     const auto reason = reason_phrase(status);
     out.append("HTTP/1.1 ");
     append_uint(out, static_cast<std::uint64_t>(status));
@@ -103,9 +108,42 @@ void build_error_reply(int status, const header_policy& policy, bool close, std:
     out.append("Content-Type: text/plain\r\nContent-Length: ");
     append_uint(out, reason.size() + 1);
     out.append("\r\nCache-Control: no-store\r\n");
-    policy.append_fields(out);
+    policy.append_fields(out, 0, hsts);
     if (close) out.append("Connection: close\r\n");
     out.append("\r\n").append(reason).append("\n");
+}
+
+std::string https_location(const request_info& info, std::string_view fixed_host, unsigned port) {
+    std::string_view host = fixed_host;
+    if (host.empty()) {
+        host = info.host;
+        // Drop the port: "[v6]:80" keeps its brackets, "name:80" becomes "name".
+        const auto colon = host.rfind(':');
+        if (colon != std::string_view::npos && host.find(']', colon) == std::string_view::npos)
+            host = host.substr(0, colon);
+    }
+    if (host.empty()) return {};
+    std::string out = "https://";
+    out.append(host);
+    if (port != 443) {
+        out.push_back(':');
+        append_uint(out, port);
+    }
+    // "OPTIONS *" and an empty path both go to the root.
+    out.append(info.path.empty() || info.path == "*" ? std::string_view("/") : info.path);
+    if (!info.query.empty()) out.append("?").append(info.query);
+    return out;
+}
+
+void build_redirect_reply(std::string_view location, const header_policy& policy,
+                          std::string& out) {
+    static constexpr std::string_view body = "Moved Permanently\n";
+    out.append("HTTP/1.1 301 Moved Permanently\r\nLocation: ").append(location);
+    out.append("\r\nContent-Type: text/plain\r\nContent-Length: ");
+    append_uint(out, body.size());
+    out.append("\r\n");
+    policy.append_fields(out, 0, {});
+    out.append("Connection: close\r\n\r\n").append(body);
 }
 
 std::string_view reason_phrase(int status) {

@@ -517,7 +517,8 @@ awaitable<bool> client_session::relay_response(exchange& ex, const runtime::comp
         ex.info.keep_alive && !worker_.draining() && framing != response_framing::close;
 
     out_.clear();
-    http::build_client_response(res.base(), listener_->headers, framing, length, keep_alive, out_);
+    http::build_client_response(res.base(), ex.location->headers, listener_->hsts, framing, length,
+                                keep_alive, out_);
     ex.status = static_cast<int>(status);
     phase_ = phase::relay_response;
     arm(snap_->timeouts.send);
@@ -647,7 +648,9 @@ void client_session::abort_connection() {
 awaitable<bool> client_session::reply(exchange& ex, int status, bool close) {
     close = close || !ex.info.keep_alive || worker_.draining();
     out_.clear();
-    http::build_error_reply(status, listener_->headers, close, out_);
+    // Before a location is chosen the global policy applies; after, the location's.
+    http::build_error_reply(status, ex.location ? ex.location->headers : snap_->headers,
+                            listener_->hsts, close, out_);
     ex.status = status;
     phase_ = phase::reply;
     arm(snap_->timeouts.send);

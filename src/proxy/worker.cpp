@@ -7,6 +7,7 @@
 #include <boost/asio/post.hpp>
 
 #include "proxy/client_session.hpp"
+#include "proxy/redirect_session.hpp"
 
 namespace mailgate::proxy {
 namespace asio = boost::asio;
@@ -35,7 +36,11 @@ void worker::accept_loop(std::size_t i) {
         if (draining_) return;
         if (!ec) {
             counters_.connections.fetch_add(1, std::memory_order_relaxed);
-            start_session(*this, std::move(socket), acceptors_[i].second);
+            const auto listener = acceptors_[i].second;
+            if (snapshots_.load()->listeners[listener].http_redirect)
+                start_redirect_session(*this, std::move(socket), listener);
+            else
+                start_session(*this, std::move(socket), listener);
         } else if (ec == asio::error::operation_aborted) {
             return;
         } else {

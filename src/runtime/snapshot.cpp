@@ -39,16 +39,16 @@ http::header_policy compile_header_policy(const config::header_policy_section& c
         out.remove.push_back(std::move(lower));
     }
     out.add = cfg.add;
+    out.set = cfg.set;
     return out;
 }
 
 void compile_listeners(const config::root& cfg, snapshot& s, config::diagnostics& diags) {
-    const auto policy = compile_header_policy(cfg.headers);
     for (const auto& l : cfg.listeners) {
         compiled_listener out;
         out.name = l.name;
-        out.headers = policy;
-        out.headers.hsts = hsts_line(l.tls.hsts);
+        out.http_redirect = l.http_redirect;
+        if (!l.http_redirect) out.hsts = hsts_line(l.tls.hsts);
         out.proxy_protocol = l.proxy_protocol;
         for (const auto& cidr : l.trusted_proxies) {
             std::string error;
@@ -67,9 +67,11 @@ void compile_listeners(const config::root& cfg, snapshot& s, config::diagnostics
             }
             out.endpoints.push_back(eps.front());
         }
-        auto server_tls = tls::make_server_tls(l.tls, l.name, diags);
-        out.tls = std::move(server_tls.context);
-        out.certificates = std::move(server_tls.certificates);
+        if (!l.http_redirect) {
+            auto server_tls = tls::make_server_tls(l.tls, l.name, diags);
+            out.tls = std::move(server_tls.context);
+            out.certificates = std::move(server_tls.certificates);
+        }
         s.listeners.push_back(std::move(out));
     }
 }
@@ -125,6 +127,9 @@ void compile_locations(const config::root& cfg, snapshot& s, config::diagnostics
         out.upstream_response =
             l.timeouts.upstream_response.value_or(cfg.timeouts.upstream_response);
         out.request_body = l.request_body.value_or(cfg.limits.request_body);
+        out.headers =
+            l.headers ? http::header_policy::merged(s.headers, compile_header_policy(*l.headers))
+                      : s.headers;
         s.request_body_ceiling = std::max(s.request_body_ceiling, out.request_body);
         s.locations.push_back(std::move(out));
     }
@@ -160,6 +165,7 @@ std::shared_ptr<const snapshot> build_snapshot(const config::root& cfg,
     s->head_limits = {cfg.limits.request_line, cfg.limits.request_headers, cfg.limits.header_count};
     s->timeouts = {cfg.timeouts.tls_handshake, cfg.timeouts.request_header, cfg.timeouts.idle,
                    cfg.timeouts.upstream_connect, cfg.timeouts.send};
+    s->headers = compile_header_policy(cfg.headers);
     compile_listeners(cfg, *s, diags);
     compile_upstreams(cfg, *s, diags);
     compile_locations(cfg, *s, diags);

@@ -28,9 +28,11 @@ using duration = std::chrono::milliseconds;
 struct compiled_listener {
     std::string name;
     std::vector<boost::asio::ip::tcp::endpoint> endpoints;
-    std::shared_ptr<boost::asio::ssl::context> tls;
-    std::vector<std::string> certificates;  // one description per certificate, for the log
-    http::header_policy headers;            // the global policy with this listener's HSTS
+    std::shared_ptr<boost::asio::ssl::context> tls;  // null on a redirect listener
+    std::vector<std::string> certificates;           // one description per certificate, for the log
+    std::string hsts;  // "Strict-Transport-Security: ...\r\n" or empty
+    // Redirect listener: plain HTTP, every request answered 301 to https://host[:port].
+    std::optional<config::http_redirect_settings> http_redirect;
     config::proxy_protocol_mode proxy_protocol = config::proxy_protocol_mode::off;
     net::cidr_set trusted_proxies;  // PROXY headers and X-Forwarded-For believed only from these
 };
@@ -57,6 +59,7 @@ struct compiled_location {
     duration idle{};
     duration upstream_response{};
     std::uint64_t request_body = 0;
+    http::header_policy headers;  // the global policy with this location's own on top
 };
 
 struct timeout_set {
@@ -68,6 +71,7 @@ struct snapshot {
     std::vector<compiled_upstream> upstreams;
     std::vector<compiled_location> locations;  // longest prefix first
     std::shared_ptr<const policy::policy_set> policy;
+    http::header_policy headers;  // global: on replies made before a location is chosen
     http::head_limits head_limits;
     std::uint64_t request_body_ceiling = 0;  // largest request_body of any location
     timeout_set timeouts;

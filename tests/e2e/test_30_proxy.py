@@ -248,6 +248,77 @@ def test_response_header_policy_configurable(mailgate, origin):
     assert r.header("Strict-Transport-Security") == HSTS
 
 
+def test_response_header_add_keeps_upstream_value_set_replaces_it(mailgate, origin):
+    mg = mailgate({"headers": {"set": {"X-Frame-Options": "DENY"}}})
+    # The origin sends its own Referrer-Policy (an `add` default) and X-Frame-Options (`set`).
+    r = curl(mg, "/respond-headers?h=Referrer-Policy:no-referrer&h=X-Frame-Options:ALLOWALL")
+    assert r.status == 200, r.stderr
+    assert values(r.headers, "Referrer-Policy") == ["no-referrer"], r.headers
+    assert values(r.headers, "X-Frame-Options") == ["DENY"], r.headers
+    assert values(r.headers, "X-Content-Type-Options") == ["nosniff"], r.headers
+    # mailgate's own replies carry the policy too.
+    r = curl(mg, "/%2e%2e/etc")
+    assert r.status == 400, (r.status, r.stderr)
+    assert values(r.headers, "X-Frame-Options") == ["DENY"], r.headers
+
+
+def test_location_headers_apply_on_top_of_global(mailgate, origin):
+    def edit(c):
+        c["locations"][2]["headers"] = {"set": {"Cache-Control": "no-store"},
+                                        "remove": ["X-Frame-Options"]}
+    mg = mailgate(edit)
+    r = curl(mg, "/owa/x")
+    assert r.status == 200, r.stderr
+    assert values(r.headers, "Cache-Control") == ["no-store"], r.headers
+    assert not r.has("X-Frame-Options"), r.headers
+    # Global entries the location does not mention stay; HSTS is the listener's.
+    assert values(r.headers, "X-Content-Type-Options") == ["nosniff"], r.headers
+    assert r.header("Strict-Transport-Security") == HSTS
+    for h in STRIPPED:
+        assert not r.has(h), r.headers
+    # Other locations keep the global policy.
+    r = curl(mg, "/echo")
+    assert values(r.headers, "X-Frame-Options") == ["SAMEORIGIN"], r.headers
+    assert not r.has("Cache-Control") or r.header("Cache-Control") != "no-store"
+
+
+def _plain_request(port, raw: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(raw)
+        chunks = []
+        while True:
+            b = s.recv(65536)
+            if not b:
+                return b"".join(chunks)
+            chunks.append(b)
+
+
+def test_http_redirect_listener(mailgate, origin):
+    def edit(c):
+        c["listeners"].append({"name": "http", "address": "127.0.0.1:0",
+                               "http_redirect": {"port": 8443}})
+    mg = mailgate(edit)
+    port = dict((n, p) for p, n in mg.listening)["http"]
+    reply = _plain_request(port, b"GET /owa/?a=1 HTTP/1.1\r\nHost: mail.example.com:80\r\n\r\n")
+    head = reply.split(b"\r\n\r\n", 1)[0].decode()
+    assert head.startswith("HTTP/1.1 301 "), reply
+    assert "\r\nLocation: https://mail.example.com:8443/owa/?a=1\r\n" in head, head
+    assert "Strict-Transport-Security" not in head, head  # RFC 6797: never over plain HTTP
+    assert "Connection: close" in head
+    # Strict parsing still applies, and nothing reaches the origin from this port.
+    before = origin.requests
+    bad = _plain_request(port, b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
+    assert bad.startswith(b"HTTP/1.1 400 "), bad
+    assert "Strict-Transport-Security" not in bad.decode(), bad
+    smuggle = _plain_request(port, b"POST /owa HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+                                   b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+    assert smuggle.startswith(b"HTTP/1.1 400 "), smuggle
+    assert origin.requests == before
+    log = mg.wait_access(3)
+    assert [(e["listener"], e["status"]) for e in log] == [("http", 301), ("http", 400),
+                                                           ("http", 400)], log
+
+
 # --------------------------------------------------------------------------- 100-continue
 
 def test_expect_100_continue_curl(mailgate, origin, tmp_path):

@@ -48,7 +48,7 @@ std::string lines(const load_result& r) {
 
 // A fresh directory under /tmp, removed with its contents at the end of the test.
 class temp_dir {
-   public:
+public:
     temp_dir() {
         std::string templ = (fs::temp_directory_path() / "mailgate-config-XXXXXX").string();
         if (::mkdtemp(templ.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
@@ -70,7 +70,7 @@ class temp_dir {
         return p;
     }
 
-   private:
+private:
     fs::path path_;
 };
 
@@ -738,6 +738,66 @@ TEST(LoadString, HeadersReplaceOnlyTheKeysThatAreWritten) {
         EXPECT_EQ(r.config->headers.add, defaults.add);
         EXPECT_EQ(r.config->headers.remove, defaults.remove);
     }
+}
+
+TEST(LoadString, HeaderSetAndConflictingInstructions) {
+    using header = std::pair<std::string, std::string>;
+    {
+        const auto r = load(minimal("headers:\n  set: { X-Frame-Options: DENY }\n"));
+        ASSERT_TRUE(r.config) << lines(r);
+        EXPECT_EQ(r.config->headers.set, (std::vector<header>{{"X-Frame-Options", "DENY"}}));
+        // The default add list gives way to a name that is set.
+        EXPECT_EQ(r.config->headers.add.size(), 2u);
+    }
+    // The default add list names X-Frame-Options: also setting it is ambiguous.
+    const auto both = load(minimal(
+        "headers:\n  add: { X-A: one }\n  set: { x-a: two }\n  remove: [X-Frame-Options]\n"));
+    EXPECT_EQ(lines(both), "test.yaml:14:3: error: header 'x-a' is in both 'add' and 'set'\n");
+    const auto removed = load(minimal("headers:\n  set: { Server: x }\n  remove: [Server]\n"));
+    EXPECT_EQ(lines(removed),
+              "test.yaml:14:3: error: header 'Server' is in both 'set' and 'remove'\n");
+}
+
+TEST(LoadString, LocationHeadersStartEmpty) {
+    const auto r =
+        load(minimal("    headers: { set: { Cache-Control: no-store }, remove: [X-A] }\n"));
+    ASSERT_TRUE(r.config) << lines(r);
+    const auto& h = r.config->locations[0].headers;
+    ASSERT_TRUE(h.has_value());
+    EXPECT_TRUE(h->add.empty());
+    EXPECT_EQ(h->remove, (std::vector<std::string>{"X-A"}));
+    EXPECT_EQ(h->set.size(), 1u);
+    EXPECT_FALSE(load(minimal()).config->locations[0].headers.has_value());
+}
+
+TEST(LoadString, RedirectListener) {
+    const std::string redirect =
+        "  - name: http\n    address: \"0.0.0.0:80\"\n    http_redirect: { port: 8443, host: "
+        "mail.example.com }\n";
+    auto yaml = minimal();
+    yaml.insert(yaml.find("upstreams:"), redirect);
+    const auto r = load(yaml);
+    ASSERT_TRUE(r.config) << lines(r);
+    const auto& l = r.config->listeners[1];
+    ASSERT_TRUE(l.http_redirect.has_value());
+    EXPECT_EQ(l.http_redirect->port, 8443u);
+    EXPECT_EQ(l.http_redirect->host.value_or(""), "mail.example.com");
+
+    auto with_tls = minimal();
+    with_tls.insert(with_tls.find("upstreams:"),
+                    "  - name: http\n    address: \"0.0.0.0:80\"\n    http_redirect: true\n"
+                    "    proxy_protocol: v1\n    trusted_proxies: [10.0.0.0/8]\n"
+                    "    tls: { certificates: [] }\n");
+    EXPECT_EQ(lines(load(with_tls)),
+              "test.yaml:10:21: error: proxy_protocol is not supported on an http_redirect "
+              "listener\n"
+              "test.yaml:12:5: error: a listener with http_redirect speaks plain HTTP and has no "
+              "tls\n");
+    auto bad_host = minimal();
+    bad_host.insert(bad_host.find("upstreams:"),
+                    "  - name: http\n    address: \"0.0.0.0:80\"\n    http_redirect: { host: "
+                    "\"a/b\" }\n");
+    EXPECT_EQ(lines(load(bad_host)), "test.yaml:9:28: error: invalid redirect host 'a/b'\n");
 }
 
 TEST(LoadString, HeaderValuesCannotSplitTheResponse) {
