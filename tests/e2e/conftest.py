@@ -29,6 +29,12 @@ START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "slow: takes minutes (e.g. the testssl scan); CI runs it, "
+                   "-m 'not slow' leaves it out")
+
+
 # --------------------------------------------------------------------------- binary
 
 @pytest.fixture(scope="session")
