@@ -16,6 +16,10 @@ Exchange-like behaviour (what mailgate sits in front of):
   POST    /Microsoft-Server-ActiveSync  401 (Basic realm="mail") without Authorization, else
                                         200 with an empty WBXML document
   GET     /owa, /owa/...                200 small HTML page
+  POST/GET /EWS/Exchange.asmx           connection-bound NTLM handshake, as IIS does it (below)
+  POST    /mapi/emsmdb                  chunked MAPI/HTTP response with PENDING keep-alives
+  RPC_IN_DATA, RPC_OUT_DATA /rpc/rpcproxy.dll
+                                        RPC over HTTP channels with 1 GiB Content-Lengths
   anything else                         404
 Every response carries the headers a stock IIS/Exchange leaks (Server, X-Powered-By,
 X-AspNet-Version, X-FEServer), so that the demo shows mailgate stripping them.
@@ -33,6 +37,39 @@ Test endpoints (always on, harmless):
   /respond-headers?h=Name:Value[&h=...]
                          200 with those extra response header fields
   /drop-after            200 (keep-alive, no Connection: close), then closes the connection
+
+Exchange protocol test controls (paths compared case-insensitively):
+  POST /Microsoft-Server-ActiveSync
+      every POST answer carries X-Test-Target: <request target exactly as received>;
+      X-Test-Hold-Ms: N      sleep N ms before answering (a held Ping);
+      X-Test-Status: N       answer N with an empty body (Content-Length: 0) instead of the
+                             401/200 above; a 451 also carries X-MS-Location: the value of
+                             X-Test-Location, else EAS_MS_LOCATION
+                             (https://mbx01.corp.local/Microsoft-Server-ActiveSync)
+  /EWS/Exchange.asmx (GET or POST), state kept per connection:
+      no Authorization       401 with WWW-Authenticate: Negotiate and WWW-Authenticate: NTLM
+                             (200 "authenticated" once this connection has authenticated)
+      NTLM/Negotiate type 1  401 WWW-Authenticate: NTLM <fake type 2>; the connection holds
+                             the challenge
+      NTLM/Negotiate type 3  200 "authenticated" and the connection is authenticated, if this
+                             connection issued a challenge; else 401 and a violation
+      ntlm_violations lists such type 3 messages; ntlm_connections_closed holds the ids of
+      connections that served this path and were then closed by the peer.
+  X-Test-Client: NAME on any request: connection_clients maps connection id -> names served;
+      a connection serving two different names is recorded in ntlm_violations.
+  POST /mapi/emsmdb
+      reads the body, then a chunked 200 (application/mapi-http, X-ResponseCode: 0):
+      X-Test-Chunks (default 3) chunks "PENDING" CRLF, each after X-Test-Interval-Ms
+      (default 500) ms, then "DONE" CRLF and the last chunk; mapi_chunk_times holds the
+      time.monotonic() of each data chunk sent, one list per response.
+  RPC_IN_DATA /rpc/rpcproxy.dll
+      reads the body as it arrives, never waiting for all of it (Content-Length up to
+      2 GiB): rpc_in_bytes counts the bytes, rpc_in_pieces lists (time.monotonic(), n) per
+      piece; ends when the peer closes (200, empty, if the whole body arrives).
+  RPC_OUT_DATA /rpc/rpcproxy.dll
+      200 with Content-Length: 1073741824, "PDU" LF 5 times 200 ms apart, then holds the
+      connection until the peer closes it.
+Connection ids are the per-accepted-connection counter (1, 2, ...), as /echo reports them.
 The origin decodes Content-Length and chunked request bodies itself and never trusts a
 request that frames its body both ways (400, close).
 """
@@ -40,11 +77,14 @@ request that frames its body both ways (400, close).
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import collections
 import email.utils
 import hashlib
 import http
 import json
+import os
 import signal
 import socket
 import socketserver
@@ -79,6 +119,9 @@ LEAKY_HEADERS = [
     ("X-FEServer", "EXCH01"),
 ]
 WBXML_EMPTY = b"\x03\x01\x6a\x00"  # WBXML 1.3, public id 1, UTF-8, empty string table
+EAS_MS_LOCATION = "https://mbx01.corp.local/Microsoft-Server-ActiveSync"
+NTLM_SIGNATURE = b"NTLMSSP\0"
+RPC_CHANNEL_LENGTH = 1073741824  # what Outlook and Exchange declare for an RPC over HTTP channel
 OWA_PAGE = (
     b"<!DOCTYPE html>\n<html><head><title>Outlook</title></head>\n"
     b"<body><h1>Outlook on the web</h1><p>mailgate demo origin</p></body></html>\n"
@@ -118,6 +161,12 @@ class Stats:
         self._log = collections.deque(maxlen=log_limit)
         self._paths = collections.Counter()
         self._open = 0
+        self._conn_clients = {}  # connection id -> [X-Test-Client names] in order of first use
+        self._ntlm_violations = []
+        self._ntlm_closed = set()
+        self._mapi_chunk_times = []  # one list of time.monotonic() per MAPI response
+        self._rpc_in_bytes = 0
+        self._rpc_in_pieces = []  # (time.monotonic(), n)
 
     # -- updates (origin side) --
     def connection_opened(self) -> int:
@@ -151,6 +200,42 @@ class Stats:
 
     def request_done(self, record: dict):
         with self._cond:
+            self._cond.notify_all()
+
+    def client_seen(self, conn_id: int, name: str):
+        with self._cond:
+            names = self._conn_clients.setdefault(conn_id, [])
+            if name not in names:
+                if names:
+                    self._ntlm_violations.append("connection %d served clients %s and %s"
+                                                 % (conn_id, names[0], name))
+                names.append(name)
+            self._cond.notify_all()
+
+    def ntlm_violation(self, text: str):
+        with self._cond:
+            self._ntlm_violations.append(text)
+            self._cond.notify_all()
+
+    def ntlm_connection_closed(self, conn_id: int):
+        with self._cond:
+            self._ntlm_closed.add(conn_id)
+            self._cond.notify_all()
+
+    def mapi_response_started(self) -> int:
+        with self._cond:
+            self._mapi_chunk_times.append([])
+            return len(self._mapi_chunk_times) - 1
+
+    def mapi_chunk_sent(self, index: int, t: float):
+        with self._cond:
+            self._mapi_chunk_times[index].append(t)
+            self._cond.notify_all()
+
+    def rpc_in_piece(self, n: int):
+        with self._cond:
+            self._rpc_in_bytes += n
+            self._rpc_in_pieces.append((time.monotonic(), n))
             self._cond.notify_all()
 
     # -- reads (test side) --
@@ -196,6 +281,39 @@ class Stats:
     def path_counts(self) -> dict:
         with self._lock:
             return dict(self._paths)
+
+    @property
+    def connection_clients(self) -> dict:
+        """Connection id -> sorted X-Test-Client names it served."""
+        with self._lock:
+            return {c: sorted(n) for c, n in self._conn_clients.items()}
+
+    @property
+    def ntlm_violations(self) -> list:
+        with self._lock:
+            return list(self._ntlm_violations)
+
+    @property
+    def ntlm_connections_closed(self) -> set:
+        """Ids of connections that served /EWS/Exchange.asmx and were closed by the peer."""
+        with self._lock:
+            return set(self._ntlm_closed)
+
+    @property
+    def mapi_chunk_times(self) -> list:
+        with self._lock:
+            return [list(t) for t in self._mapi_chunk_times]
+
+    @property
+    def rpc_in_bytes(self) -> int:
+        """RPC_IN_DATA body bytes received so far (all connections)."""
+        with self._lock:
+            return self._rpc_in_bytes
+
+    @property
+    def rpc_in_pieces(self) -> list:
+        with self._lock:
+            return list(self._rpc_in_pieces)
 
     def snapshot(self) -> dict:
         with self._lock:
@@ -322,6 +440,10 @@ class _ConnectionHandler:
         self.stats = origin.stats
         self.reader = _Reader(sock, origin.stats)
         self.sni = getattr(sock, "_origin_sni", None)
+        # NTLM state of this connection (/EWS/Exchange.asmx)
+        self.ntlm_seen = False
+        self.ntlm_challenge = None
+        self.ntlm_authenticated = False
 
     # -- parsing --
     def read_head(self):
@@ -333,7 +455,7 @@ class _ConnectionHandler:
         parts = line.rstrip(b"\r\n").decode("latin-1").split(" ")
         if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
             raise BadRequest("bad request line %r" % line[:200])
-        method, target, version = parts
+        method, target, version = parts  # any method token, e.g. RPC_IN_DATA
         headers = []
         while True:
             line = self.reader.readline()
@@ -436,7 +558,11 @@ class _ConnectionHandler:
                 self.origin.log("bad request head: %s" % e)
                 self._bad_request(None)
                 return
+            except (ConnectionError, ssl.SSLEOFError):
+                self._peer_closed()
+                raise
             if req is None:
+                self._peer_closed()
                 return
             record = {
                 "conn": self.conn_id,
@@ -464,6 +590,10 @@ class _ConnectionHandler:
             if not keep or req.wants_close:
                 return
 
+    def _peer_closed(self):
+        if self.ntlm_seen:
+            self.stats.ntlm_connection_closed(self.conn_id)
+
     def _bad_request(self, req):
         try:
             self.respond(req, 400, [("Content-Type", "text/plain")], b"bad request\n", close=True)
@@ -471,6 +601,9 @@ class _ConnectionHandler:
             pass
 
     def dispatch(self, req: Request, record: dict) -> bool:
+        client = req.header("x-test-client")
+        if client is not None:
+            self.stats.client_seen(self.conn_id, client)
         framing, length = self.body_framing(req)
         record["framing"] = framing
         if framing != "none" and (length or framing == "chunked"):
@@ -478,6 +611,9 @@ class _ConnectionHandler:
                     and req.version == "HTTP/1.1"):
                 record["expect_continue"] = True
                 self.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+        path = req.path.lower()
+        if path == "/rpc/rpcproxy.dll" and req.method == "RPC_IN_DATA":
+            return self.rpc_in_data(req, record, framing, length)
         h = hashlib.sha256()
         count = [0]
 
@@ -491,7 +627,6 @@ class _ConnectionHandler:
         record["complete"] = True
         close = req.wants_close
 
-        path = req.path.lower()
         status, headers, body = 404, [("Content-Type", "text/html")], b"<h1>404 Not Found</h1>\n"
         if path == "/echo":
             info = {
@@ -544,6 +679,16 @@ class _ConnectionHandler:
             return False  # close silently, as an upstream whose keep-alive expired
         elif path == "/microsoft-server-activesync":
             status, headers, body = self.activesync(req)
+        elif path == "/ews/exchange.asmx":
+            status, headers, body = self.ews(req, record)
+        elif path == "/mapi/emsmdb":
+            if req.method == "POST":
+                return self.mapi(req, record, close)
+            status, headers, body = 405, [("Allow", "POST")], b""
+        elif path == "/rpc/rpcproxy.dll":
+            if req.method == "RPC_OUT_DATA":
+                return self.rpc_out_data(req, record)
+            status, headers, body = 405, [("Allow", "RPC_IN_DATA, RPC_OUT_DATA")], b""
         elif path in ("/owa", "/owa/") or path.startswith("/owa/"):
             if req.method in ("GET", "HEAD"):
                 status = 200
@@ -567,13 +712,131 @@ class _ConnectionHandler:
                 ("Cache-Control", "private"),
             ], b""
         if req.method == "POST":
+            target = [("X-Test-Target", req.target)]
+            try:
+                hold = int(req.header("x-test-hold-ms", "0"))
+                test_status = int(req.header("x-test-status", "0"))
+            except ValueError:
+                raise BadRequest("bad X-Test-Hold-Ms or X-Test-Status")
+            if hold > 0:
+                time.sleep(hold / 1000.0)  # a held Ping
+            if test_status:
+                if not 200 <= test_status <= 599:
+                    raise BadRequest("unsupported X-Test-Status %d" % test_status)
+                headers = []
+                if test_status == 451:  # redirect to the mailbox server's front end
+                    headers.append(("X-MS-Location",
+                                    req.header("x-test-location", EAS_MS_LOCATION)))
+                return test_status, headers + target, b""
             if not req.header("authorization"):
                 return 401, [("WWW-Authenticate", 'Basic realm="mail"'),
-                             ("Content-Type", "text/html")], b""
+                             ("Content-Type", "text/html")] + target, b""
             return 200, [("Content-Type", "application/vnd.ms-sync.wbxml"),
                          ("Cache-Control", "private"),
-                         ("MS-Server-ActiveSync", "15.20")], WBXML_EMPTY
+                         ("MS-Server-ActiveSync", "15.20")] + target, WBXML_EMPTY
         return 405, [("Allow", "OPTIONS,POST")], b""
+
+    def ews(self, req: Request, record: dict):
+        """Connection-bound NTLM (type 1 -> challenge -> type 3), as IIS does it."""
+        self.ntlm_seen = True
+        if req.method not in ("GET", "POST"):
+            return 405, [("Allow", "GET, POST")], b""
+        ok = (200, [("Content-Type", "text/plain")], b"authenticated\n")
+        unauthorized = (401, [("WWW-Authenticate", "Negotiate"),
+                              ("WWW-Authenticate", "NTLM")], b"")
+        scheme, _, token = (req.header("authorization") or "").strip().partition(" ")
+        if scheme.lower() not in ("ntlm", "negotiate"):
+            record["ntlm"] = "authenticated" if self.ntlm_authenticated else "none"
+            return ok if self.ntlm_authenticated else unauthorized
+        try:
+            msg = base64.b64decode(token.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            msg = b""
+        if not msg.startswith(NTLM_SIGNATURE) or len(msg) < 12:
+            record["ntlm"] = "bad token"
+            return unauthorized
+        kind = int.from_bytes(msg[8:12], "little")
+        record["ntlm"] = "type %d" % kind
+        if kind == 1:
+            challenge = os.urandom(8)
+            self.ntlm_challenge = challenge
+            self.ntlm_authenticated = False
+            type2 = (NTLM_SIGNATURE + (2).to_bytes(4, "little") + challenge).ljust(48, b"\0")
+            return 401, [("WWW-Authenticate", "NTLM " + base64.b64encode(type2).decode())], b""
+        if kind == 3:
+            if self.ntlm_challenge is not None:
+                self.ntlm_challenge = None
+                self.ntlm_authenticated = True
+                return ok
+            self.stats.ntlm_violation("type 3 on connection %d without its challenge"
+                                      % self.conn_id)
+            return unauthorized
+        return unauthorized
+
+    def _chunk(self, data: bytes):
+        self.sock.sendall(b"%x\r\n" % len(data) + data + b"\r\n")
+
+    def mapi(self, req: Request, record: dict, close: bool) -> bool:
+        """MAPI over HTTP: a chunked answer kept alive with PENDING chunks, then DONE."""
+        try:
+            chunks = int(req.header("x-test-chunks", "3"))
+            interval = int(req.header("x-test-interval-ms", "500")) / 1000.0
+        except ValueError:
+            raise BadRequest("bad X-Test-Chunks or X-Test-Interval-Ms")
+        record["status"] = 200
+        self.send_head(req, 200, [("Content-Type", "application/mapi-http"),
+                                  ("X-ResponseCode", "0"), ("Cache-Control", "private")],
+                       chunked=True, close=close)
+        index = self.stats.mapi_response_started()
+        for _ in range(chunks):
+            time.sleep(interval)
+            self._chunk(b"PENDING\r\n")
+            self.stats.mapi_chunk_sent(index, time.monotonic())
+        self._chunk(b"DONE\r\n")
+        self.stats.mapi_chunk_sent(index, time.monotonic())
+        self.sock.sendall(b"0\r\n\r\n")
+        return not close
+
+    def rpc_in_data(self, req: Request, record: dict, framing: str, length) -> bool:
+        """The RPC over HTTP IN channel: counts the body as it arrives, until the peer closes."""
+        got = [0]
+
+        def sink(data):
+            got[0] += len(data)
+            record["body_length"] = got[0]
+            self.stats.rpc_in_piece(len(data))
+
+        try:
+            record["trailers"] = self.read_body(framing, length, sink)
+        except BadRequest as e:
+            if not str(e).startswith("EOF"):
+                raise
+            record["rpc_end"] = str(e)
+            return False
+        except (ConnectionError, ssl.SSLEOFError) as e:
+            record["rpc_end"] = str(e) or type(e).__name__
+            return False
+        record["complete"] = True
+        record["status"] = 200
+        self.respond(req, 200, [("Content-Type", "application/rpc")], b"", close=req.wants_close)
+        return not req.wants_close
+
+    def rpc_out_data(self, req: Request, record: dict) -> bool:
+        """The RPC over HTTP OUT channel: a 1 GiB response, a few PDUs, then held open."""
+        record["status"] = 200
+        try:
+            self.send_head(req, 200, [("Content-Type", "application/rpc")],
+                           length=RPC_CHANNEL_LENGTH)
+            for i in range(5):
+                if i:
+                    time.sleep(0.2)
+                self.sock.sendall(b"PDU\n")
+                record["sent"] = 4 * (i + 1)
+            while self.reader._fill():  # hold the channel until the peer closes it
+                self.reader.buf.clear()
+        except (ConnectionError, ssl.SSLEOFError):
+            pass
+        return False
 
     def download(self, req: Request, record: dict, close: bool) -> bool:
         try:
@@ -688,7 +951,9 @@ class Origin:
     def __getattr__(self, name):
         if name in ("connections", "open_connections", "handshake_failures", "requests",
                     "bytes_received", "last_request", "request_log", "path_counts",
-                    "snapshot", "wait_for"):
+                    "snapshot", "wait_for", "connection_clients", "ntlm_violations",
+                    "ntlm_connections_closed", "mapi_chunk_times", "rpc_in_bytes",
+                    "rpc_in_pieces"):
             return getattr(self.stats, name)
         raise AttributeError(name)
 

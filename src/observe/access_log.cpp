@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "eas/query_decoder.hpp"
+
 namespace mailgate::observe {
 
 std::shared_ptr<access_log> access_log::open(const std::string& where) {
@@ -61,6 +63,21 @@ std::string format_record(const access_record& r) {
         {"mode", r.mode.empty() ? json(nullptr) : json(sv(r.mode))},
     };
     if (!r.error.empty()) j["error"] = sv(r.error);
+    if (r.eas != nullptr) {
+        const auto& e = *r.eas;
+        json eas = {
+            {"cmd", sv(e.cmd)},
+            {"protocol", sv(e.protocol_version)},
+            {"device_id", sv(e.device_id_ascii.empty() ? e.device_id_hex : e.device_id_ascii)},
+            {"device_id_hex", sv(e.device_id_hex)},
+            {"device_type", sv(e.device_type)},
+            {"user", sv(e.user)},
+            {"form", e.form == eas::query_form::base64  ? "base64"
+                     : e.form == eas::query_form::plain ? "plain"
+                                                        : "none"}};
+        if (e.policy_key) eas["policy_key"] = *e.policy_key;
+        j["eas"] = std::move(eas);
+    }
     // Attacker-controlled bytes (target, User-Agent) may be invalid UTF-8: replace, never throw.
     std::string line = j.dump(-1, ' ', false, json::error_handler_t::replace);
     line.push_back('\n');

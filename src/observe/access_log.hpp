@@ -7,6 +7,10 @@
 #include <string>
 #include <string_view>
 
+namespace mailgate::eas {
+struct eas_facts;
+}  // namespace mailgate::eas
+
 namespace mailgate::observe {
 
 struct access_record {
@@ -29,6 +33,9 @@ struct access_record {
     std::string_view action;  // what that rule does
     std::string_view mode;    // enforce | report
     std::string_view error;   // why mailgate answered or closed, if it did
+    // The decoded ActiveSync request (R29: user, device, command, version, policy key).
+    // Never Authorization values: the decoder keeps only a Basic user name.
+    const eas::eas_facts* eas = nullptr;
 };
 
 class access_log {

@@ -276,6 +276,15 @@ awaitable<bool> client_session::serve_one(bool first) {
     }
     idle_timeout_ = ex.location->idle;
 
+    // Phase: decode_eas (ActiveSync locations only).
+    if (ex.location->kind == config::location_kind::activesync) {
+        if (const int status = decode_activesync(ex); status != 0) {
+            const bool keep = co_await reply(ex, status, has_body);
+            finish(ex);
+            co_return keep;
+        }
+    }
+
     // Phase: request_policy (global rules, then the location's ip_restrictions and rules).
     bool keep_alive_after_denial = false;
     if (!co_await apply_policy(ex, keep_alive_after_denial)) {
@@ -606,6 +615,27 @@ asio::ip::address client_session::resolve_client(const bhttp::fields& fields) co
                                std::span<const std::string_view>(values.data(), n));
 }
 
+int client_session::decode_activesync(exchange& ex) {
+    const auto& req = ex.parser.get();
+    // R1: ActiveSync is POST (commands) and OPTIONS (discovery); nothing else reaches it.
+    const auto method = req.method();
+    if (method != bhttp::verb::post && method != bhttp::verb::options) {
+        ex.error = "method not allowed on an ActiveSync location";
+        return 405;
+    }
+    const auto result = eas::decode(ex.info.query, req, method == bhttp::verb::options, eas_);
+    if (result != eas::decode_error::ok) {
+        ex.error = "ActiveSync query: ";
+        ex.error += eas::describe(result);
+        return 400;
+    }
+    // R10: a base64 query whose headers disagree is forwarded as it is, and said so.
+    if (eas_.headers_conflict)
+        ex.error = "ActiveSync headers disagree with the base64 query (forwarded)";
+    ex.eas = &eas_;
+    return 0;
+}
+
 awaitable<bool> client_session::apply_policy(exchange& ex, bool& keep_alive) {
     const auto& req = ex.parser.get();
     policy::request_facts facts;
@@ -615,6 +645,7 @@ awaitable<bool> client_session::apply_policy(exchange& ex, bool& keep_alive) {
         facts.user_agent = it->value();
     facts.query = ex.info.query;
     facts.fields = &req;
+    facts.eas = ex.eas;
     snap_->policy->evaluate(facts, ex.location->index, ex.verdict);
     worker_.count_policy(snap_, ex.verdict);
 
@@ -698,6 +729,7 @@ void client_session::finish(exchange& ex) {
     r.action = ex.action;
     r.mode = ex.mode;
     r.error = ex.error;
+    r.eas = ex.eas;
     log.write(r);
 }
 

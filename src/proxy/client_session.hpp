@@ -13,6 +13,7 @@
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 
+#include "eas/query_decoder.hpp"
 #include "proxy/exchange.hpp"
 #include "proxy/upstream_pool.hpp"
 #include "runtime/snapshot.hpp"
@@ -84,6 +85,9 @@ private:
     // after it on this connection is processed (IIS's AbortRequest).
     void abort_connection();
     boost::asio::ip::address resolve_client(const boost::beast::http::fields& fields) const;
+    // Phase decode_eas (ActiveSync locations): R1 methods, then the MS-ASHTTP query. Returns
+    // the status to answer (405/400) or 0 when the request goes on with ex.eas set.
+    int decode_activesync(exchange& ex);
     // Phase request_policy: returns false when the request must not go upstream.
     boost::asio::awaitable<bool> apply_policy(exchange& ex, bool& keep_alive);
     void finish(exchange& ex);
@@ -103,6 +107,7 @@ private:
     std::string socket_peer_text_;  // the TCP peer (a load balancer, with PROXY protocol)
     std::string out_;               // heads being written
     std::unique_ptr<char[]> relay_buffer_;
+    eas::eas_facts eas_;  // refilled per ActiveSync request, so decoding allocates nothing
     upstream_connection* upstream_ = nullptr;  // while one is in use, for deadline cancel
     clock::duration idle_timeout_;
     clock::time_point deadline_ = clock::time_point::max();

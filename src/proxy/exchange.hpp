@@ -32,6 +32,7 @@ struct exchange {
     boost::asio::ip::address client;  // resolved: PROXY protocol, then trusted X-Forwarded-For
     std::string client_text;
     policy::verdict verdict;
+    const eas::eas_facts* eas = nullptr;  // decoded, on an ActiveSync location
 
     int status = 0;  // what the client was answered, 0 = nothing
     std::uint64_t bytes_in = 0;

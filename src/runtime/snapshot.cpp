@@ -108,6 +108,7 @@ void compile_locations(const config::root& cfg, snapshot& s, config::diagnostics
     for (const auto& l : cfg.locations) {
         compiled_location out;
         out.index = static_cast<std::size_t>(&l - cfg.locations.data());
+        out.kind = l.kind;
         auto norm = http::normalize_path(l.path);
         if (!norm.ok) {
             diags.error(l.mark, "location path '" + l.path +
@@ -169,14 +170,6 @@ std::shared_ptr<const snapshot> build_snapshot(const config::root& cfg,
     compile_listeners(cfg, *s, diags);
     compile_upstreams(cfg, *s, diags);
     compile_locations(cfg, *s, diags);
-    // The ActiveSync decoder is not in the request path yet: an `eas:` condition would see
-    // empty facts and silently decide wrong, so such a configuration is refused for now.
-    for (const auto& loc : cfg.locations)
-        for (const auto& rule : loc.request_blocking)
-            if (rule.condition.eas)
-                diags.error(rule.condition.eas->mark,
-                            "eas: conditions are not enforced by this build yet (the ActiveSync "
-                            "decoder is not wired into requests)");
     s->policy = policy::policy_set::compile(cfg, diags);
     if (diags.has_errors()) return nullptr;
     return s;

@@ -53,7 +53,8 @@ struct compiled_upstream {
 };
 
 struct compiled_location {
-    std::string prefix;     // normalized (lower case, no trailing slash except "/")
+    std::string prefix;  // normalized (lower case, no trailing slash except "/")
+    config::location_kind kind = config::location_kind::generic;
     std::size_t index = 0;  // position in the configuration file (the policy's location index)
     std::size_t upstream = 0;
     duration idle{};

@@ -121,7 +121,7 @@ def make_base_config(certs: util.Certs, upstream_port: int, access_log) -> dict:
                      "upstream_connect": "5s", "upstream_response": "120s", "send": "60s"},
         "locations": [
             {"path": "/", "upstream": "exchange"},
-            {"path": "/Microsoft-Server-ActiveSync", "upstream": "exchange",
+            {"path": "/Microsoft-Server-ActiveSync", "kind": "activesync", "upstream": "exchange",
              "timeouts": {"upstream_response": "3660s", "idle": "3660s"}},
             {"path": "/owa", "upstream": "exchange"},
         ],

@@ -866,7 +866,8 @@ def test_demo_origin_cli(mailgate, certs):
         assert r.header("MS-ASProtocolVersions") == "2.5,12.0,12.1,14.0,14.1,16.0,16.1"
         for h in ["Server", "X-Powered-By", "X-FEServer"]:
             assert not r.has(h)
-        r = curl(mg, "/Microsoft-Server-ActiveSync", "-X", "POST", "-H", "Content-Length: 0")
+        r = curl(mg, "/Microsoft-Server-ActiveSync?Cmd=Sync&User=u&DeviceId=d&DeviceType=t",
+                 "-X", "POST", "-H", "Content-Length: 0", "-H", "MS-ASProtocolVersion: 16.1")
         assert r.status == 401 and r.header("WWW-Authenticate") == 'Basic realm="mail"'
         r = curl(mg, "/owa/")
         assert r.status == 200 and b"Outlook" in r.body
