@@ -11,6 +11,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/read.hpp>
 
+#include "http/connection_auth.hpp"
 #include "http/messages.hpp"
 #include "net/address.hpp"
 #include "net/forwarded_for.hpp"
@@ -387,9 +388,24 @@ awaitable<bool> client_session::forward(exchange& ex, const runtime::compiled_lo
     std::unique_ptr<upstream_connection> conn;
     std::optional<http::response_parser> rp;
     std::size_t server = pool.pick_server(clock::now());
+    // R18: the pinned connection carries every request for its upstream (matched by name,
+    // so a reload keeps it). When it has closed, so does the client connection: the client
+    // restarts its handshake, never on a connection another client authenticated.
+    const bool pinned = pinned_ && pinned_snap_->upstreams[pinned_upstream_].name == up.name &&
+                        pinned_->server < up.servers.size();
+    if (pinned) {
+        conn = std::move(pinned_);
+        pinned_snap_.reset();
+        if (!still_open(*conn)) {
+            ex.error = "pinned upstream connection closed";
+            abort_connection();
+            co_return false;
+        }
+    }
+    bool pin = pinned || http::carries_connection_bound_auth(req);
     for (int attempt = 0; attempt < 2; ++attempt) {
-        conn = attempt == 0 ? pool.take(server, clock::now()) : nullptr;
-        const bool reused = conn != nullptr;
+        if (!pinned) conn = attempt == 0 ? pool.take(server, clock::now()) : nullptr;
+        const bool reused = conn != nullptr && !pinned;
         if (!conn) {
             conn = co_await connect_upstream(up, pool, server, ex);
             // A server that cannot be reached is skipped for this request too: each other
@@ -495,10 +511,21 @@ awaitable<bool> client_session::forward(exchange& ex, const runtime::compiled_lo
         co_return false;
     }
 
+    pin = pin || (rp->get().result_int() == 401 && http::offers_connection_bound_auth(rp->get()));
     bool reusable = false;
-    const bool keep_alive = co_await relay_response(ex, loc, *conn, *rp, reusable);
+    bool keep_alive = co_await relay_response(ex, loc, *conn, *rp, reusable);
     upstream_ = nullptr;
-    if (reusable) pool.give_back(std::move(conn), clock::now());
+    if (pin) {
+        if (reusable) {
+            pinned_ = std::move(conn);  // replaces (closes) one pinned to another upstream
+            pinned_snap_ = snap_;
+            pinned_upstream_ = loc.upstream;
+        } else {
+            keep_alive = false;  // the upstream side of the pair closed: close ours too
+        }
+    } else if (reusable) {
+        pool.give_back(std::move(conn), clock::now());
+    }
     co_return keep_alive;
 }
 

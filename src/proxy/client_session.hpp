@@ -107,7 +107,14 @@ private:
     std::string socket_peer_text_;  // the TCP peer (a load balancer, with PROXY protocol)
     std::string out_;               // heads being written
     std::unique_ptr<char[]> relay_buffer_;
-    eas::eas_facts eas_;  // refilled per ActiveSync request, so decoding allocates nothing
+    eas::eas_facts eas_;
+    // R18: an upstream connection that NTLM/Negotiate bound to this client connection. It
+    // never goes back to a pool and closes with this session; `pinned_snap_` keeps its TLS
+    // context alive across reloads, `pinned_upstream_` indexes that snapshot's upstreams.
+    std::unique_ptr<upstream_connection> pinned_;
+    std::shared_ptr<const runtime::snapshot> pinned_snap_;
+    std::size_t pinned_upstream_ =
+        0;  // refilled per ActiveSync request, so decoding allocates nothing
     upstream_connection* upstream_ = nullptr;  // while one is in use, for deadline cancel
     clock::duration idle_timeout_;
     clock::time_point deadline_ = clock::time_point::max();

@@ -7,10 +7,6 @@
 
 namespace mailgate::proxy {
 
-namespace {
-
-// An idle upstream connection must have nothing to read: EOF means the server closed
-// it, and bytes (a TLS alert, a stray response) mean it cannot carry a new request.
 bool still_open(upstream_connection& c) {
     // Bytes already inside OpenSSL (a record read past the response) are as bad as bytes
     // still in the socket: they would become the next client's response.
@@ -22,8 +18,6 @@ bool still_open(upstream_connection& c) {
         ::recv(c.stream.lowest_layer().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
-
-}  // namespace
 
 std::unique_ptr<upstream_connection> upstream_pool::take(std::size_t server,
                                                          clock::time_point now) {

@@ -33,6 +33,10 @@ struct upstream_connection {
     std::uint32_t requests = 0;
 };
 
+// An idle upstream connection must have nothing to read: EOF means the server closed
+// it, and bytes (a TLS alert, a stray response) mean it cannot carry a new request.
+bool still_open(upstream_connection& c);
+
 class upstream_pool {
 public:
     explicit upstream_pool(const runtime::compiled_upstream& u)
