@@ -1108,7 +1108,7 @@ void loader::read_upstreams(const value_ref& v, std::vector<upstream_section>& o
 }
 
 void loader::read_upstream(const value_ref& v, upstream_section& out) {
-    auto s = open(v, {"name", "servers", "tls", "pool"});
+    auto s = open(v, {"name", "servers", "tls", "pool", "external_host"});
     if (!s) return;
     out.mark = s->mark;
     if (auto f = require(*s, "name")) {
@@ -1138,6 +1138,19 @@ void loader::read_upstream(const value_ref& v, upstream_section& out) {
         }
     }
     if (auto f = s->get("tls")) read_upstream_tls(f->value, out.tls);
+    if (auto f = s->get("external_host")) {
+        if (auto h = non_empty_string(f->value)) {
+            // It is written into a response header: a host name (and port), nothing else.
+            const bool ok = std::all_of(h->begin(), h->end(), [](char c) {
+                return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' ||
+                       c == ':' || c == '[' || c == ']';
+            });
+            if (ok)
+                out.external_host = *h;
+            else
+                error(f->value.mark, "invalid external_host " + quote(*h));
+        }
+    }
     if (auto f = s->get("pool")) {
         if (auto p = open(f->value, {"max_idle", "idle_timeout"})) {
             if (auto m = p->get("max_idle")) {

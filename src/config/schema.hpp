@@ -190,6 +190,9 @@ struct upstream_section {
     std::vector<std::string> servers;  // "host:port"
     upstream_tls tls;
     pool_settings pool;
+    // The public name clients use; an X-MS-Location naming an internal host on a 451 is
+    // rewritten to it (default: the request's Host).
+    std::optional<std::string> external_host;
     source_mark mark;
     source_mark servers_mark;
 };

@@ -13,6 +13,7 @@
 
 #include "http/connection_auth.hpp"
 #include "http/messages.hpp"
+#include "http/ms_location.hpp"
 #include "net/address.hpp"
 #include "net/forwarded_for.hpp"
 #include "net/proxy_protocol.hpp"
@@ -512,6 +513,17 @@ awaitable<bool> client_session::forward(exchange& ex, const runtime::compiled_lo
     }
 
     pin = pin || (rp->get().result_int() == 401 && http::offers_connection_bound_auth(rp->get()));
+    if (rp->get().result_int() == 451) {
+        // R12: the device is told where to go next; never an internal name.
+        auto& res = rp->get();
+        const std::string_view public_host =
+            up.external_host.empty() ? ex.info.host : std::string_view(up.external_host);
+        if (auto it = res.find("X-MS-Location"); it != res.end() && !public_host.empty()) {
+            const std::string_view value(it->value().data(), it->value().size());
+            if (auto rewritten = http::rewrite_ms_location(value, up.internal_names, public_host))
+                res.set("X-MS-Location", *rewritten);
+        }
+    }
     bool reusable = false;
     bool keep_alive = co_await relay_response(ex, loc, *conn, *rp, reusable);
     upstream_ = nullptr;

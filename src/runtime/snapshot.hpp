@@ -48,6 +48,8 @@ struct compiled_upstream {
     std::shared_ptr<boost::asio::ssl::context> tls;
     std::string server_name;            // SNI and verified name
     bool insecure_skip_verify = false;  // logged as a warning at start and on reload
+    std::string external_host;          // for X-MS-Location on 451 (empty: the request's Host)
+    std::vector<std::string> internal_names;  // lower case: server_name and the servers' hosts
     unsigned max_idle = 64;
     duration idle_timeout{};
 };

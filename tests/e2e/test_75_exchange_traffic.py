@@ -154,3 +154,29 @@ def test_mapi_pending_chunks_reach_the_client_as_they_are_sent(mailgate, origin)
     for (arrived, _), sent_at in zip(arrivals, sent):
         assert arrived - sent_at < 1.0, (arrived - sent_at, arrivals, sent)
     assert arrivals[-1][0] - arrivals[0][0] > 1.0  # spread out, as the origin sent them
+
+
+def _451(mg, location=None):
+    args = ["-X", "POST", "-u", "u:p", "-H", "MS-ASProtocolVersion: 16.1",
+            "-H", "X-Test-Status: 451", "--data-binary", "x"]
+    if location:
+        args += ["-H", "X-Test-Location: " + location]
+    r = util.curl(EAS.replace("Ping", "FolderSync"), mg.port, mg.ca, *args, timeout=15)
+    assert r.status == 451, (r.status, r.stderr)
+    return r.header("X-MS-Location")
+
+
+def test_451_location_never_names_an_internal_host(mailgate, origin):
+    """R12: the origin answers with https://mbx01.corp.local/...; the client sees its own host,
+    or the upstream's external_host; a redirect to another organisation passes unchanged."""
+    mg = mailgate()
+    assert _451(mg) == "https://localhost:%d/Microsoft-Server-ActiveSync" % mg.port
+    assert _451(mg, "https://origin.test:9443/Microsoft-Server-ActiveSync") == \
+        "https://localhost:%d/Microsoft-Server-ActiveSync" % mg.port  # the upstream's own name
+    external = "https://outlook.office365.com/Microsoft-Server-ActiveSync"
+    assert _451(mg, external) == external
+    mg2 = mailgate({"upstreams": [{"name": "exchange", "servers": ["127.0.0.1:%d" % origin.port],
+                                   "tls": {"server_name": "origin.test",
+                                           "ca": str(mg.ca)},
+                                   "external_host": "mail.example.com"}]})
+    assert _451(mg2) == "https://mail.example.com/Microsoft-Server-ActiveSync"
