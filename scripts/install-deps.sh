@@ -6,10 +6,11 @@ if [ "$(id -u)" != 0 ]; then echo "run as root (apt-get)" >&2; exit 1; fi
 export DEBIAN_FRONTEND=noninteractive
 packages=(
   build-essential cmake ninja-build pkg-config ca-certificates
+  clang libclang-rt-dev llvm
   libboost1.81-dev libssl-dev libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev
   nlohmann-json3-dev libre2-dev libhiredis-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  python3 python3-pytest curl openssl wrk procps iproute2
+  python3 python3-pytest curl openssl wrk procps iproute2 testssl.sh
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -38,6 +38,14 @@ constexpr std::size_t relay_buffer_size = chunk_head_room + relay_chunk + 2;
 constexpr std::chrono::seconds shutdown_timeout{2};
 constexpr std::uint32_t upstream_header_limit = 64 * 1024;
 
+// RPC over HTTP (R17): channels carry up to 2 GiB and idle for at least 15 minutes.
+constexpr std::uint64_t rpc_channel_limit = 2ull * 1024 * 1024 * 1024;
+constexpr std::chrono::minutes rpc_min_idle{15};
+
+std::uint64_t body_limit(const exchange& ex) {
+    return ex.rpc_channel ? rpc_channel_limit : ex.location->request_body;
+}
+
 bool idempotent(bhttp::verb v) {
     switch (v) {
         case bhttp::verb::get:
@@ -269,14 +277,26 @@ awaitable<bool> client_session::serve_one(bool first) {
         finish(ex);
         co_return keep;
     }
+    // R17: RPC over HTTP channels belong to the RPC proxy only. There, a channel declares a
+    // huge Content-Length it never means to fill, so body limits do not apply (2 GiB cap).
+    const auto method = ex.parser.get().method_string();
+    ex.rpc_channel =
+        beast::iequals(method, "RPC_IN_DATA") || beast::iequals(method, "RPC_OUT_DATA");
+    if (ex.rpc_channel && ex.normalized_path != "/rpc/rpcproxy.dll") {
+        ex.error = "RPC channel method outside /rpc/rpcproxy.dll";
+        const bool keep = co_await reply(ex, 405, has_body);
+        finish(ex);
+        co_return keep;
+    }
     if (ex.info.framing == http::body_framing::content_length &&
-        ex.info.content_length > ex.location->request_body) {
+        ex.info.content_length > body_limit(ex)) {
         ex.error = "request body over limit";
         co_await reply(ex, 413, true);
         finish(ex);
         co_return false;
     }
     idle_timeout_ = ex.location->idle;
+    if (ex.rpc_channel) idle_timeout_ = std::max<clock::duration>(idle_timeout_, rpc_min_idle);
 
     // Phase: decode_eas (ActiveSync locations only).
     if (ex.location->kind == config::location_kind::activesync) {
@@ -451,9 +471,9 @@ awaitable<bool> client_session::forward(exchange& ex, const runtime::compiled_lo
                 }
             }
             phase_ = phase::read_body;
-            const auto r = co_await relay_body(ex.parser, stream_, buffer_, loc.idle, conn->stream,
-                                               ex.info.framing == http::body_framing::chunked,
-                                               loc.request_body);
+            const auto r =
+                co_await relay_body(ex.parser, stream_, buffer_, idle_timeout_, conn->stream,
+                                    ex.info.framing == http::body_framing::chunked, body_limit(ex));
             ex.bytes_in += r.bytes;
             if (r.status != relay_status::ok) {
                 upstream_ = nullptr;
@@ -580,7 +600,10 @@ awaitable<bool> client_session::relay_response(exchange& ex, const runtime::comp
         upstream_reusable = rp.is_done() && rp.keep_alive() && conn.buffer.size() == 0;
         co_return keep_alive;
     }
-    const auto r = co_await relay_body(rp, conn.stream, conn.buffer, loc.upstream_response, stream_,
+    const auto read_timeout = ex.rpc_channel
+                                  ? std::max<clock::duration>(loc.upstream_response, rpc_min_idle)
+                                  : clock::duration(loc.upstream_response);
+    const auto r = co_await relay_body(rp, conn.stream, conn.buffer, read_timeout, stream_,
                                        framing == response_framing::chunked,
                                        std::numeric_limits<std::uint64_t>::max());
     ex.bytes_out += r.bytes;

@@ -33,6 +33,7 @@ struct exchange {
     std::string client_text;
     policy::verdict verdict;
     const eas::eas_facts* eas = nullptr;  // decoded, on an ActiveSync location
+    bool rpc_channel = false;             // RPC_IN_DATA / RPC_OUT_DATA
 
     int status = 0;  // what the client was answered, 0 = nothing
     std::uint64_t bytes_in = 0;

@@ -126,15 +126,16 @@ def test_check_good_handwritten(mailgate_bin, certs, tmp_path):
     assert r.returncode == 0, "%s\n%s" % (r.stdout, r.stderr)
 
 
-def test_check_demo_example_shape(mailgate_bin, certs, tmp_path):
-    """examples/demo.yaml with the certificate paths swapped for the test ones is valid."""
-    text = (util.REPO / "examples" / "demo.yaml").read_text()
+@pytest.mark.parametrize("example", ["demo.yaml", "exchange.yaml", "exchange-full.yaml"])
+def test_check_demo_example_shape(mailgate_bin, certs, tmp_path, example):
+    """The examples with the certificate paths swapped for the test ones are valid."""
+    text = (util.REPO / "examples" / example).read_text()
     text = (text.replace("demo/certs/mail-ecdsa.pem", str(certs.mail_ecdsa_cert))
                 .replace("demo/certs/mail-ecdsa.key", str(certs.mail_ecdsa_key))
                 .replace("demo/certs/mail-rsa.pem", str(certs.mail_rsa_cert))
                 .replace("demo/certs/mail-rsa.key", str(certs.mail_rsa_key))
                 .replace("demo/certs/ca.pem", str(certs.ca)))
-    path = tmp_path / "demo.yaml"
+    path = tmp_path / example
     path.write_text(text)
     r = run(mailgate_bin, "check", "-c", path)
     assert r.returncode == 0, "%s\n%s" % (r.stdout, r.stderr)

@@ -180,3 +180,51 @@ def test_451_location_never_names_an_internal_host(mailgate, origin):
                                            "ca": str(mg.ca)},
                                    "external_host": "mail.example.com"}]})
     assert _451(mg2) == "https://mail.example.com/Microsoft-Server-ActiveSync"
+
+
+def test_rpc_in_channel_streams_before_its_declared_length(mailgate, origin):
+    """R17: a 1 GiB RPC_IN_DATA declaration is neither refused (body limits do not apply)
+    nor awaited: each small PDU reaches the origin as it is sent."""
+    mg = mailgate()
+    c = Client(mg, "outlook-rpc")
+    try:
+        head = util.request_bytes("RPC_IN_DATA", "/rpc/rpcproxy.dll?mbx01.corp.local:6001",
+                                  "localhost", [("Content-Length", "1073741824"),
+                                                ("Content-Type", "application/rpc")])
+        c.sock.sendall(head)
+        for i in range(10):
+            c.sock.sendall(b"PDU-%02d--" % i)
+            n = 8 * (i + 1)
+            assert util.wait_until(lambda: origin.rpc_in_bytes >= n, 5), \
+                (i, origin.rpc_in_bytes)
+    finally:
+        c.close()
+
+
+def test_rpc_out_channel_relays_pdus_as_they_come(mailgate, origin):
+    mg = mailgate()
+    c = Client(mg, "outlook-rpc")
+    try:
+        c.sock.sendall(util.request_bytes("RPC_OUT_DATA", "/rpc/rpcproxy.dll?mbx01:6001",
+                                          "localhost", [], b"x" * 76))
+        version, status, reason, headers, raw = c.reader.read_head()
+        assert status == 200, raw
+        assert dict((k.lower(), v) for k, v in headers)["content-length"] == "1073741824"
+        got = b""
+        while got.count(b"PDU\n") < 5:
+            got += c.reader._exact(4)
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("path", ["/owa/", "/rpc/other.dll", "/Microsoft-Server-ActiveSync"])
+def test_rpc_methods_elsewhere_get_405(mailgate, origin, path):
+    mg = mailgate()
+    before = origin.requests
+    c = Client(mg, "x")
+    try:
+        r = c.send("RPC_IN_DATA", path, [("Content-Length", "0")])
+    finally:
+        c.close()
+    assert r.status == 405, r
+    assert origin.requests == before
