@@ -64,7 +64,7 @@ SCENARIOS=${SCENARIOS:-a b c d e g}
 [ "$FULL" = 1 ] && [[ " $SCENARIOS " != *" f "* ]] && SCENARIOS="$SCENARIOS f"
 RESULTS=${RESULTS:-$bench/results}
 PY=/usr/bin/python3
-MG="$root/build/release/mailgate"
+MG="${MAILGATE_BIN:-$root/build/release/mailgate}"
 work="$bench/work/run"
 certs="$work/certs"
 logs="$work/logs"

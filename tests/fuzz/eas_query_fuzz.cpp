@@ -1,8 +1,8 @@
 // libFuzzer target for the ActiveSync query decoder. Input layout: one flag byte (bit 0:
-// OPTIONS), then the query, then optionally '\n' and an Authorization value, '\n' and an
-// MS-ASProtocolVersion value, '\n' and an X-MS-PolicyKey value. Half of the time the
-// query is also base64-encoded first, so that the fuzzer reaches the record's layout
-// without having to learn base64.
+// OPTIONS; bit 1: base64-encode the query first, so that the fuzzer reaches the record's
+// layout without having to learn base64), then the query, then optionally '\n' and an
+// Authorization value, '\n' and an MS-ASProtocolVersion value, '\n' and an X-MS-PolicyKey
+// value. Seeds: tests/fuzz/corpus/eas_query; run it with scripts/fuzz.sh.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
