@@ -5,6 +5,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <array>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -127,6 +128,25 @@ std::string metrics_text(const std::vector<std::unique_ptr<proxy::worker>>& work
     line("mailgate_requests_total", "", requests);
     out += "# TYPE mailgate_session_exceptions_total counter\n";
     line("mailgate_session_exceptions_total", "", exceptions);
+    out += "# TYPE mailgate_dynamic_ip_decisions_total counter\n";
+    static constexpr std::array<std::string_view, 3> reasons{"rate", "concurrent", "blocked"};
+    static constexpr std::array<std::string_view, 2> modes{"enforce", "report"};
+    for (std::size_t r = 0; r < reasons.size(); ++r)
+        for (std::size_t m = 0; m < modes.size(); ++m) {
+            std::uint64_t n = 0;
+            for (const auto& w : workers)
+                n += w->counters().dynamic_ip[r][m].load(std::memory_order_relaxed);
+            line("mailgate_dynamic_ip_decisions_total",
+                 "limit=\"" + std::string(reasons[r]) + "\",mode=\"" + std::string(modes[m]) + "\"",
+                 n);
+        }
+    if (!workers.empty()) {
+        auto& limiter = workers.front()->limiter();
+        out += "# TYPE mailgate_dynamic_ip_entries gauge\n";
+        line("mailgate_dynamic_ip_entries", "store=\"local\"", limiter.size());
+        out += "# TYPE mailgate_dynamic_ip_table_full_total counter\n";
+        line("mailgate_dynamic_ip_table_full_total", "store=\"local\"", limiter.table_full());
+    }
     out += "# TYPE mailgate_rule_hits_total counter\n";
     for (const auto& r : snap.policy->rules()) {
         std::uint64_t enforced = 0, reported = 0;
@@ -180,9 +200,10 @@ int run(const std::string& path) {
 
     runtime::snapshot_holder holder;
     holder.store(snap);
+    auto limiter = std::make_shared<policy::rate_limiter>();
     std::vector<std::unique_ptr<proxy::worker>> workers;
     for (unsigned i = 0; i < snap->workers; ++i)
-        workers.push_back(std::make_unique<proxy::worker>(i, holder, access));
+        workers.push_back(std::make_unique<proxy::worker>(i, holder, access, limiter));
 
     try {
         for (std::size_t li = 0; li < snap->listeners.size(); ++li) {

@@ -456,6 +456,7 @@ private:
         const value_ref& v, std::string_view noun,
         std::vector<std::pair<marked_string, std::vector<marked_string>>>& out);
     void read_ip_restrictions(const value_ref& v, ip_restrictions_section& out);
+    void read_dynamic_ip(const value_ref& v, bool top_level, dynamic_ip_section& out);
 
     diagnostics& diags_;
     fs::path base_dir_;
@@ -668,13 +669,18 @@ std::optional<std::string> loader::readable_file(const value_ref& v, std::string
 void loader::load(const YAML::Node& doc, root& out) {
     auto top = open({doc, "the configuration", mark_of(doc)},
                     {"server", "log", "listeners", "upstreams", "headers", "limits", "timeouts",
-                     "policy_mode", "request_blocking", "locations"});
+                     "policy_mode", "request_blocking", "locations", "dynamic_ip_restrictions"});
     if (!top) return;
     if (auto f = top->get("server")) read_server(f->value, out.server);
     if (auto f = top->get("log")) read_log(f->value, out.log);
     if (auto f = require(*top, "listeners")) read_listeners(f->value, out.listeners);
     if (auto f = require(*top, "upstreams")) read_upstreams(f->value, out.upstreams);
     if (auto f = top->get("headers")) read_headers(f->value, out.headers);
+    if (auto f = top->get("dynamic_ip_restrictions")) {
+        dynamic_ip_section d;
+        read_dynamic_ip(f->value, true, d);
+        out.dynamic_ip_restrictions = std::move(d);
+    }
     if (auto f = top->get("limits")) read_limits(f->value, out.limits);
     if (auto f = top->get("timeouts")) read_timeouts(f->value, out.timeouts);
     if (auto f = top->get("policy_mode")) {
@@ -1380,7 +1386,7 @@ void loader::read_locations(const value_ref& v, std::vector<location_section>& o
 
 void loader::read_location(const value_ref& v, location_section& out) {
     auto s = open(v, {"path", "kind", "upstream", "timeouts", "limits", "ip_restrictions",
-                      "request_blocking", "headers"});
+                      "request_blocking", "headers", "dynamic_ip_restrictions"});
     if (!s) return;
     out.mark = s->mark;
     if (auto f = s->get("kind")) {
@@ -1438,6 +1444,11 @@ void loader::read_location(const value_ref& v, location_section& out) {
         ip_restrictions_section r;
         read_ip_restrictions(f->value, r);
         out.ip_restrictions = std::move(r);
+    }
+    if (auto f = s->get("dynamic_ip_restrictions")) {
+        dynamic_ip_section d;
+        read_dynamic_ip(f->value, false, d);
+        out.dynamic_ip_restrictions = std::move(d);
     }
     if (auto f = s->get("headers")) {
         auto h = header_policy_section::empty();
@@ -1700,6 +1711,65 @@ void loader::read_ip_restrictions(const value_ref& v, ip_restrictions_section& o
         }
     }
     if (auto f = s->get("mode")) out.mode = mode(f->value);
+}
+
+void loader::read_dynamic_ip(const value_ref& v, bool top_level, dynamic_ip_section& out) {
+    auto s = top_level ? open(v, {"max_concurrent_requests", "max_requests", "action", "block_for",
+                                  "exempt", "mode", "store"})
+                       : open(v, {"max_concurrent_requests", "max_requests", "action", "block_for",
+                                  "exempt", "mode"});
+    if (!s) return;
+    out.mark = s->mark;
+    if (auto f = s->get("max_concurrent_requests")) {
+        if (auto n = integer(f->value, 1, 1000000))
+            out.max_concurrent_requests = static_cast<unsigned>(*n);
+    }
+    if (auto f = s->get("max_requests")) {
+        if (auto r = open(f->value, {"count", "per"})) {
+            if (auto c = require(*r, "count")) {
+                if (auto n = integer(c->value, 1, 100000000)) out.max_requests = *n;
+            }
+            if (auto p = require(*r, "per")) {
+                if (auto d = duration_value(p->value)) {
+                    if (d->count() <= 0)
+                        error(p->value.mark, "'per' must be longer than 0");
+                    else
+                        out.per = *d;
+                }
+            }
+        }
+    }
+    if (!s->get("max_concurrent_requests") && !s->get("max_requests"))
+        error(s->mark, "dynamic_ip_restrictions needs max_concurrent_requests or max_requests");
+    if (auto f = s->get("action")) {
+        if (auto a = choice<action>(f->value, {{"too_many_requests", action::too_many_requests},
+                                               {"forbidden", action::forbidden},
+                                               {"not_found", action::not_found},
+                                               {"unauthorized", action::unauthorized},
+                                               {"abort", action::abort}})) {
+            out.act = *a;
+        }
+    }
+    if (auto f = s->get("block_for")) {
+        if (auto d = duration_value(f->value)) out.block_for = *d;
+    }
+    if (auto f = s->get("exempt")) {
+        // CIDRs are parsed where they are compiled, at these marks.
+        if (auto list = strings(f->value)) out.exempt = std::move(*list);
+    }
+    if (auto f = s->get("mode")) out.mode = mode(f->value);
+    if (auto f = s->get("store")) {
+        out.store_mark = f->value.mark;
+        if (auto st = non_empty_string(f->value)) {
+            out.store = *st;
+            if (*st != "local") {
+                error(f->value.mark,
+                      *st + (st->starts_with("redis://")
+                                 ? ": the Redis store is not in this build yet; use store: local"
+                                 : ": expected local or redis://host:port/db"));
+            }
+        }
+    }
 }
 
 // Diagnostics in file order, as a compiler prints them; cross-reference checks run last

@@ -90,6 +90,22 @@ struct rule_section {
     source_mark name_mark;
 };
 
+// IIS Dynamic IP Restrictions, per resolved client address: a request rate, a number of
+// concurrent requests, and a block once either is exceeded. Global, or per location (a
+// location's own replaces the global one for its requests).
+struct dynamic_ip_section {
+    unsigned max_concurrent_requests = 0;  // 0: not limited
+    std::uint64_t max_requests = 0;        // per `per`; 0: not limited
+    duration per{};
+    action act = action::too_many_requests;
+    duration block_for{};
+    std::vector<marked_string> exempt;  // CIDRs never limited
+    std::optional<rule_mode> mode;
+    std::string store = "local";  // top level only
+    source_mark mark;
+    source_mark store_mark;
+};
+
 struct ip_restrictions_section {
     std::vector<marked_string> allow;  // when present, everything not listed is denied
     std::vector<marked_string> deny;   // listed addresses are denied; deny wins over allow
@@ -254,8 +270,9 @@ struct location_section {
     location_timeouts timeouts;
     std::optional<std::uint64_t> request_body;  // limits: { request_body: ... }
     std::optional<ip_restrictions_section> ip_restrictions;
-    std::vector<rule_section> request_blocking;    // first rule that fires decides
-    std::optional<header_policy_section> headers;  // on top of the global policy
+    std::vector<rule_section> request_blocking;                 // first rule that fires decides
+    std::optional<header_policy_section> headers;               // on top of the global policy
+    std::optional<dynamic_ip_section> dynamic_ip_restrictions;  // replaces the global one
     source_mark mark;
     source_mark upstream_mark;
     source_mark kind_mark;
@@ -272,6 +289,7 @@ struct root {
     timeouts_section timeouts;
     rule_mode policy_mode = rule_mode::enforce;  // report: every rule reports only
     std::vector<rule_section> request_blocking;  // global, evaluated before the location's
+    std::optional<dynamic_ip_section> dynamic_ip_restrictions;
     std::vector<location_section> locations;
 };
 

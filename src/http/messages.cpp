@@ -100,7 +100,7 @@ void build_client_response(const beast::http::response_header<>& head, const hea
 }
 
 void build_error_reply(int status, const header_policy& policy, std::string_view hsts, bool close,
-                       std::string& out) {
+                       std::string& out, std::uint32_t retry_after) {
     const auto reason = reason_phrase(status);
     out.append("HTTP/1.1 ");
     append_uint(out, static_cast<std::uint64_t>(status));
@@ -109,6 +109,11 @@ void build_error_reply(int status, const header_policy& policy, std::string_view
     append_uint(out, reason.size() + 1);
     out.append("\r\nCache-Control: no-store\r\n");
     policy.append_fields(out, 0, hsts);
+    if (retry_after != 0) {
+        out.append("Retry-After: ");
+        append_uint(out, retry_after);
+        out.append("\r\n");
+    }
     if (close) out.append("Connection: close\r\n");
     out.append("\r\n").append(reason).append("\n");
 }

@@ -314,6 +314,12 @@ awaitable<bool> client_session::serve_one(bool first) {
         co_return keep_alive_after_denial;
     }
 
+    // Phase: dynamic_limits (per client address: rate, concurrency, block).
+    if (!co_await apply_dynamic_limits(ex, keep_alive_after_denial)) {
+        finish(ex);
+        co_return keep_alive_after_denial;
+    }
+
     // Phases: upstream peer, upstream request, forward, response policy.
     const bool keep_alive = co_await forward(ex, *ex.location);
     finish(ex);
@@ -730,6 +736,44 @@ awaitable<bool> client_session::apply_policy(exchange& ex, bool& keep_alive) {
     co_return false;
 }
 
+awaitable<bool> client_session::apply_dynamic_limits(exchange& ex, bool& keep_alive) {
+    const auto* d = ex.location->dynamic_ip.get();
+    if (d == nullptr || d->exempt.contains(ex.client)) co_return true;
+    auto& limiter = worker_.limiter();
+    const auto key = policy::rate_limiter::make_key(ex.client, d->scope);
+    // A held ActiveSync Ping is one request per device per hour: it counts against the rate
+    // but never as concurrent load, or a carrier NAT full of phones would lock itself out.
+    const bool long_poll = ex.eas != nullptr && ex.eas->cmd == "Ping";
+    const auto decision = limiter.acquire(key, d->limits, clock::now(), !long_poll);
+    if (decision.holds_slot) {
+        ex.slot.limiter = &limiter;
+        ex.slot.key = key;
+    }
+    if (!decision.denied()) co_return true;
+    const auto reason = decision.outcome == policy::limit_outcome::rate         ? 0
+                        : decision.outcome == policy::limit_outcome::concurrent ? 1
+                                                                                : 2;
+    const bool enforce = d->mode == config::rule_mode::enforce;
+    worker_.counters().dynamic_ip[reason][enforce ? 0 : 1].fetch_add(1, std::memory_order_relaxed);
+    static constexpr std::array<std::string_view, 3> why{
+        "over max_requests", "over max_concurrent_requests", "blocked after exceeding a limit"};
+    // A rule that already reported keeps its place in the log only if this one only reports.
+    if (enforce || ex.rule.empty()) {
+        ex.rule = d->rule;
+        ex.action = policy::to_string(d->act);
+        ex.mode = policy::to_string(d->mode);
+    }
+    if (!enforce) co_return true;
+    ex.error = why[reason];
+    if (d->act == config::action::abort) {
+        abort_connection();
+        co_return false;
+    }
+    if (d->act == config::action::too_many_requests) ex.retry_after = decision.retry_after;
+    keep_alive = co_await reply(ex, policy::status_of(d->act), http::has_body(ex.info));
+    co_return false;
+}
+
 void client_session::abort_connection() {
     aborted_ = true;
     auto& socket = stream_.lowest_layer();
@@ -743,7 +787,7 @@ awaitable<bool> client_session::reply(exchange& ex, int status, bool close) {
     out_.clear();
     // Before a location is chosen the global policy applies; after, the location's.
     http::build_error_reply(status, ex.location ? ex.location->headers : snap_->headers,
-                            listener_->hsts, close, out_);
+                            listener_->hsts, close, out_, ex.retry_after);
     ex.status = status;
     phase_ = phase::reply;
     arm(snap_->timeouts.send);

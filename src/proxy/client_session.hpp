@@ -88,6 +88,8 @@ private:
     // Phase decode_eas (ActiveSync locations): R1 methods, then the MS-ASHTTP query. Returns
     // the status to answer (405/400) or 0 when the request goes on with ex.eas set.
     int decode_activesync(exchange& ex);
+    // Phase dynamic_limits (dynamic_ip_restrictions): false when the request must not go on.
+    boost::asio::awaitable<bool> apply_dynamic_limits(exchange& ex, bool& keep_alive);
     // Phase request_policy: returns false when the request must not go upstream.
     boost::asio::awaitable<bool> apply_policy(exchange& ex, bool& keep_alive);
     void finish(exchange& ex);

@@ -21,6 +21,19 @@ using response_parser = boost::beast::http::response_parser<boost::beast::http::
 
 namespace mailgate::proxy {
 
+// A concurrency slot of dynamic_ip_restrictions, given back when the exchange ends however
+// it ends (reply, close, exception).
+struct limiter_slot {
+    policy::rate_limiter* limiter = nullptr;
+    policy::rate_limiter::key key{};
+    limiter_slot() = default;
+    limiter_slot(const limiter_slot&) = delete;
+    limiter_slot& operator=(const limiter_slot&) = delete;
+    ~limiter_slot() {
+        if (limiter) limiter->release(key);
+    }
+};
+
 struct exchange {
     std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
     std::chrono::system_clock::time_point wall = std::chrono::system_clock::now();
@@ -34,6 +47,8 @@ struct exchange {
     policy::verdict verdict;
     const eas::eas_facts* eas = nullptr;  // decoded, on an ActiveSync location
     bool rpc_channel = false;             // RPC_IN_DATA / RPC_OUT_DATA
+    limiter_slot slot;                    // dynamic_ip_restrictions concurrency
+    std::uint32_t retry_after = 0;        // seconds, on a 429 of mailgate's own
 
     int status = 0;  // what the client was answered, 0 = nothing
     std::uint64_t bytes_in = 0;

@@ -17,8 +17,12 @@ constexpr std::chrono::milliseconds tick_interval{100};
 }
 
 worker::worker(unsigned id, runtime::snapshot_holder& snapshots,
-               std::shared_ptr<const observe::access_log> access_log)
-    : id_(id), snapshots_(snapshots), access_log_(std::move(access_log)) {}
+               std::shared_ptr<const observe::access_log> access_log,
+               std::shared_ptr<policy::rate_limiter> limiter)
+    : id_(id),
+      snapshots_(snapshots),
+      access_log_(std::move(access_log)),
+      limiter_(std::move(limiter)) {}
 
 void worker::add_listener(asio::ip::tcp::acceptor acceptor, std::size_t listener_index) {
     acceptors_.emplace_back(std::move(acceptor), listener_index);

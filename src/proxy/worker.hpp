@@ -32,6 +32,8 @@ struct policy_hits {
 };
 
 struct worker_counters {
+    // dynamic_ip_restrictions decisions: [rate|concurrent|blocked][enforce|report].
+    std::atomic<std::uint64_t> dynamic_ip[3][2]{};
     std::atomic<std::uint64_t> connections{0};
     std::atomic<std::uint64_t> requests{0};
     std::atomic<std::uint64_t> session_exceptions{0};
@@ -40,7 +42,8 @@ struct worker_counters {
 class worker {
 public:
     worker(unsigned id, runtime::snapshot_holder& snapshots,
-           std::shared_ptr<const observe::access_log> access_log);
+           std::shared_ptr<const observe::access_log> access_log,
+           std::shared_ptr<policy::rate_limiter> limiter);
 
     // Startup (main thread, before run): one listening socket per listener address.
     void add_listener(boost::asio::ip::tcp::acceptor acceptor, std::size_t listener_index);
@@ -65,6 +68,8 @@ public:
     void enter(client_session* s);
     void leave(client_session* s);
     worker_counters& counters() { return counters_; }
+    // Shared by all workers and kept across reloads (the state of dynamic IP restrictions).
+    policy::rate_limiter& limiter() { return *limiter_; }
     void count_policy(const std::shared_ptr<const runtime::snapshot>& snap,
                       const policy::verdict& v);
     // Hits of the rule with `id` in the current snapshot: {enforced, reported}.
@@ -78,6 +83,7 @@ private:
     unsigned id_;
     runtime::snapshot_holder& snapshots_;
     std::shared_ptr<const observe::access_log> access_log_;
+    std::shared_ptr<policy::rate_limiter> limiter_;
     // Declared before io_ so that they outlive it: sessions still open at exit are destroyed
     // inside ~io_context, and they leave the set and touch the counters as they go.
     std::unordered_set<client_session*> sessions_;

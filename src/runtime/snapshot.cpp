@@ -108,7 +108,42 @@ void compile_upstreams(const config::root& cfg, snapshot& s, config::diagnostics
     }
 }
 
+std::shared_ptr<const compiled_dynamic_ip> compile_dynamic_ip(const config::dynamic_ip_section& d,
+                                                              std::string rule, std::uint32_t scope,
+                                                              config::rule_mode policy_mode,
+                                                              config::diagnostics& diags) {
+    auto out = std::make_shared<compiled_dynamic_ip>();
+    out->limits.max_concurrent = d.max_concurrent_requests;
+    out->limits.rate_count = d.max_requests;
+    out->limits.rate_per = d.per;
+    out->limits.block_for = d.block_for;
+    out->act = d.act;
+    out->mode = policy_mode == config::rule_mode::report
+                    ? config::rule_mode::report
+                    : d.mode.value_or(config::rule_mode::enforce);
+    for (const auto& cidr : d.exempt) {
+        std::string error;
+        if (!out->exempt.add(cidr.text, error))
+            diags.error(cidr.mark, "invalid exempt address '" + cidr.text + "': " + error);
+    }
+    out->exempt.finalize();
+    out->rule = std::move(rule);
+    out->scope = scope;
+    return out;
+}
+
+// A location's limiter scope: stable across reloads as long as its path is.
+std::uint32_t scope_of(std::string_view path) {
+    std::uint32_t h = 2166136261u;
+    for (const char c : path) h = (h ^ static_cast<unsigned char>(c)) * 16777619u;
+    return h | 1u;  // never 0, the global scope
+}
+
 void compile_locations(const config::root& cfg, snapshot& s, config::diagnostics& diags) {
+    std::shared_ptr<const compiled_dynamic_ip> global_limits;
+    if (cfg.dynamic_ip_restrictions)
+        global_limits = compile_dynamic_ip(*cfg.dynamic_ip_restrictions, "dynamic_ip_restrictions",
+                                           0, cfg.policy_mode, diags);
     for (const auto& l : cfg.locations) {
         compiled_location out;
         out.index = static_cast<std::size_t>(&l - cfg.locations.data());
@@ -132,6 +167,11 @@ void compile_locations(const config::root& cfg, snapshot& s, config::diagnostics
         out.upstream_response =
             l.timeouts.upstream_response.value_or(cfg.timeouts.upstream_response);
         out.request_body = l.request_body.value_or(cfg.limits.request_body);
+        out.dynamic_ip = global_limits;
+        if (l.dynamic_ip_restrictions)
+            out.dynamic_ip =
+                compile_dynamic_ip(*l.dynamic_ip_restrictions, l.path + "/dynamic_ip_restrictions",
+                                   scope_of(out.prefix), cfg.policy_mode, diags);
         out.headers =
             l.headers ? http::header_policy::merged(s.headers, compile_header_policy(*l.headers))
                       : s.headers;

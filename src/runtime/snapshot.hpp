@@ -20,6 +20,7 @@
 #include "http/header_policy.hpp"
 #include "net/cidr_set.hpp"
 #include "policy/policy.hpp"
+#include "policy/rate_limiter.hpp"
 
 namespace mailgate::runtime {
 
@@ -54,6 +55,16 @@ struct compiled_upstream {
     duration idle_timeout{};
 };
 
+// dynamic_ip_restrictions, compiled: the limits, what a denial does, who is exempt.
+struct compiled_dynamic_ip {
+    policy::limit_settings limits;
+    config::action act = config::action::too_many_requests;
+    config::rule_mode mode = config::rule_mode::enforce;
+    net::cidr_set exempt;
+    std::string rule;  // as logged: "dynamic_ip_restrictions" or "<path>/dynamic_ip_restrictions"
+    std::uint32_t scope = 0;  // the limiter's key scope: 0 global, else from the location path
+};
+
 struct compiled_location {
     std::string prefix;  // normalized (lower case, no trailing slash except "/")
     config::location_kind kind = config::location_kind::generic;
@@ -63,6 +74,7 @@ struct compiled_location {
     duration upstream_response{};
     std::uint64_t request_body = 0;
     http::header_policy headers;  // the global policy with this location's own on top
+    std::shared_ptr<const compiled_dynamic_ip> dynamic_ip;  // its own, else the global, or null
 };
 
 struct timeout_set {

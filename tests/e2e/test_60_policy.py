@@ -90,13 +90,7 @@ def with_listener(**keys):
     return edit
 
 
-def free_port() -> int:
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
+free_port = util.free_port
 
 
 # --------------------------------------------------------------------------- clients

@@ -581,6 +581,16 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def free_port() -> int:
+    """A loopback port free right now (for an admin endpoint and the like)."""
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
 def wait_until(pred, timeout: float = 10.0, interval: float = 0.05):
     deadline = time.monotonic() + timeout
     while True:

@@ -1,0 +1,158 @@
+"""dynamic_ip_restrictions end to end (local store): a flood from one loopback address is
+answered 429 with Retry-After while another address keeps getting 200; the concurrent
+request limit against a slow origin; block_for expiry; exemptions; report mode; a
+location's own limits; held ActiveSync Pings not counted as concurrent load."""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.request
+
+import pytest
+
+import util
+
+FLOODER = "127.0.0.2"
+BYSTANDER = "127.0.0.3"
+
+
+def get(mg, path, src, *args, timeout=20):
+    return util.curl(path, mg.port, mg.ca, "--interface", src, *args, timeout=timeout)
+
+
+def limits(**kw):
+    d = {"action": "too_many_requests"}
+    d.update(kw)
+    return {"dynamic_ip_restrictions": d}
+
+
+def metric(mg, name, labels):
+    body = ""
+    for _ in range(50):
+        try:
+            body = urllib.request.urlopen("http://%s/metrics" % mg.admin, timeout=5).read().decode()
+            break
+        except OSError:
+            time.sleep(0.1)
+    for line in body.splitlines():
+        if line.startswith(name + "{" + labels + "}"):
+            return int(line.split()[-1])
+    raise AssertionError("%s{%s} not in /metrics:\n%s" % (name, labels, body))
+
+
+def with_admin(cfg):
+    port = util.free_port()
+    cfg.setdefault("server", {})["admin"] = "127.0.0.1:%d" % port
+    return "127.0.0.1:%d" % port
+
+
+def test_flood_gets_429_with_retry_after_while_others_pass(mailgate, origin):
+    mg = mailgate(limits(max_requests={"count": 5, "per": "10s"}, block_for="30s"))
+    statuses = [get(mg, "/echo", FLOODER).status for _ in range(8)]
+    assert statuses[:5] == [200] * 5, statuses
+    assert statuses[5:] == [429] * 3, statuses
+    r = get(mg, "/echo", FLOODER)
+    assert r.status == 429 and 25 <= int(r.header("Retry-After")) <= 30, r.headers
+    # Another address is not affected.
+    assert [get(mg, "/echo", BYSTANDER).status for _ in range(5)] == [200] * 5
+    recs = mg.wait_access(14)
+    denied = [x for x in recs if x["status"] == 429]
+    assert denied and all(x["rule"] == "dynamic_ip_restrictions" and x["mode"] == "enforce"
+                          and x["client"] == FLOODER for x in denied), denied
+    assert "over max_requests" in denied[0]["error"] and "blocked" in denied[-1]["error"]
+
+
+def test_block_for_expires(mailgate, origin):
+    mg = mailgate(limits(max_requests={"count": 2, "per": "1s"}, block_for="2s"))
+    assert [get(mg, "/echo", FLOODER).status for _ in range(3)] == [200, 200, 429]
+    assert get(mg, "/echo", FLOODER).status == 429  # still blocked (the rate alone would allow)
+    time.sleep(2.3)
+    assert get(mg, "/echo", FLOODER).status == 200
+
+
+def test_concurrent_requests_limit_with_a_slow_origin(mailgate, origin):
+    mg = mailgate(limits(max_concurrent_requests=2))
+    results = []
+
+    def slow():
+        results.append(get(mg, "/delay?ms=2500", FLOODER).status)
+
+    threads = [threading.Thread(target=slow) for _ in range(2)]
+    for t in threads:
+        t.start()
+    util.wait_until(lambda: origin.path_counts.get("/delay", 0) >= 2, 10)
+    assert get(mg, "/echo", FLOODER).status == 429
+    assert get(mg, "/echo", BYSTANDER).status == 200
+    for t in threads:
+        t.join()
+    assert results == [200, 200], results
+    # The slots were given back when the slow requests ended.
+    assert get(mg, "/echo", FLOODER).status == 200
+
+
+def test_exempt_addresses_are_never_limited(mailgate, origin):
+    mg = mailgate(limits(max_requests={"count": 1, "per": "10s"}, exempt=[FLOODER + "/32"]))
+    assert [get(mg, "/echo", FLOODER).status for _ in range(4)] == [200] * 4
+    assert [get(mg, "/echo", BYSTANDER).status for _ in range(2)] == [200, 429]
+
+
+def test_report_mode_counts_but_never_denies(mailgate, origin):
+    def edit(c):
+        c.update(limits(max_requests={"count": 2, "per": "10s"}, mode="report"))
+        mg_admin[0] = with_admin(c)
+    mg_admin = [None]
+    mg = mailgate(edit)
+    mg.admin = mg_admin[0]
+    assert [get(mg, "/echo", FLOODER).status for _ in range(5)] == [200] * 5
+    recs = mg.wait_access(5)
+    assert [x["mode"] for x in recs[2:]] == ["report"] * 3, recs
+    assert all(x["rule"] == "dynamic_ip_restrictions" for x in recs[2:])
+    assert recs[0]["rule"] is None
+    assert metric(mg, "mailgate_dynamic_ip_decisions_total", 'limit="rate",mode="report"') == 3
+
+
+def test_a_location_has_its_own_limits(mailgate, origin):
+    def edit(c):
+        c.update(limits(max_requests={"count": 100, "per": "10s"}))
+        for loc in c["locations"]:
+            if loc["path"] == "/owa":
+                loc.update(limits(max_requests={"count": 2, "per": "10s"}, action="forbidden"))
+    mg = mailgate(edit)
+    assert [get(mg, "/owa/", FLOODER).status for _ in range(3)] == [200, 200, 403]
+    # The global limit (its own counter) still lets the same client elsewhere.
+    assert get(mg, "/echo", FLOODER).status == 200
+    rec = mg.wait_access(4)[2]
+    assert rec["rule"] == "/owa/dynamic_ip_restrictions" and rec["action"] == "forbidden", rec
+
+
+def test_abort_action_resets(mailgate, origin):
+    mg = mailgate(limits(max_requests={"count": 1, "per": "10s"}, action="abort"))
+    assert get(mg, "/echo", FLOODER).status == 200
+    r = get(mg, "/echo", FLOODER)
+    assert r.status is None and r.returncode in (16, 35, 52, 55, 56, 92), r
+
+
+def test_held_pings_are_not_concurrent_load(mailgate, origin):
+    """Phones behind one carrier NAT each hold a Ping: max_concurrent_requests must not lock
+    the NAT out, while other requests from it still count."""
+    mg = mailgate(limits(max_concurrent_requests=1))
+    ping = ("/Microsoft-Server-ActiveSync?Cmd=Ping&User=u&DeviceId=d%d&DeviceType=iPhone")
+    results = []
+
+    def hold(i):
+        r = get(mg, ping % i, FLOODER, "-X", "POST", "-u", "u:p", "--data-binary", "x",
+                "-H", "MS-ASProtocolVersion: 16.1", "-H", "X-Test-Hold-Ms: 2000")
+        results.append(r.status)
+
+    threads = [threading.Thread(target=hold, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    util.wait_until(lambda: origin.path_counts.get("/microsoft-server-activesync", 0) >= 3, 10)
+    slow = threading.Thread(target=lambda: results.append(get(mg, "/delay?ms=1500", FLOODER).status))
+    slow.start()
+    util.wait_until(lambda: origin.path_counts.get("/delay", 0) >= 1, 10)
+    assert get(mg, "/echo", FLOODER).status == 429  # the one slot is the /delay request's
+    for t in threads + [slow]:
+        t.join()
+    assert sorted(results) == [200] * 4, results
