@@ -124,6 +124,9 @@ client_session::client_session(worker& w, asio::ip::tcp::socket socket, std::siz
       buffer_(listener_snap_->head_limits.request_line +
               listener_snap_->head_limits.request_headers + 8192),
       idle_timeout_(listener_snap_->timeouts.idle) {
+    // OpenSSL frees its ~34 KiB of record buffers whenever they are empty: an idle
+    // keep-alive or a held long-poll then costs little more than its socket.
+    SSL_set_mode(stream_.native_handle(), SSL_MODE_RELEASE_BUFFERS);
     boost::system::error_code ec;
     const auto remote = stream_.lowest_layer().remote_endpoint(ec);
     if (!ec) peer_ = remote.address();
@@ -384,6 +387,7 @@ awaitable<std::unique_ptr<upstream_connection>> client_session::connect_upstream
     }
     boost::system::error_code opt_ec;
     conn->stream.lowest_layer().set_option(asio::ip::tcp::no_delay(true), opt_ec);
+    SSL_set_mode(conn->stream.native_handle(), SSL_MODE_RELEASE_BUFFERS);
     if (!tls::prepare_client_stream(conn->stream, up.server_name)) {
         upstream_ = nullptr;
         ex.error = "upstream server_name '" + up.server_name + "' refused by OpenSSL";
@@ -497,6 +501,9 @@ awaitable<bool> client_session::forward(exchange& ex, const runtime::compiled_lo
             }
         }
 
+        // The wait may last an hour (a Ping): hold no relay or head buffer through it.
+        relay_buffer_.reset();
+        if (buffer_.size() == 0) buffer_.shrink_to_fit();
         phase_ = phase::upstream_response;
         arm(loc.upstream_response);
         rp.emplace();

@@ -33,6 +33,7 @@ std::unique_ptr<upstream_connection> upstream_pool::take(std::size_t server,
 void upstream_pool::give_back(std::unique_ptr<upstream_connection> c, clock::time_point now) {
     if (idle_count() >= upstream_->max_idle || !still_open(*c)) return;
     c->idle_since = now;
+    c->buffer.shrink_to_fit();  // empty (still_open): keep no read buffer while idle
     idle_[c->server].push_back(std::move(c));
 }
 
