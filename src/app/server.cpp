@@ -128,18 +128,29 @@ std::string metrics_text(const std::vector<std::unique_ptr<proxy::worker>>& work
     line("mailgate_requests_total", "", requests);
     out += "# TYPE mailgate_session_exceptions_total counter\n";
     line("mailgate_session_exceptions_total", "", exceptions);
-    out += "# TYPE mailgate_dynamic_ip_decisions_total counter\n";
     static constexpr std::array<std::string_view, 3> reasons{"rate", "concurrent", "blocked"};
     static constexpr std::array<std::string_view, 2> modes{"enforce", "report"};
-    for (std::size_t r = 0; r < reasons.size(); ++r)
-        for (std::size_t m = 0; m < modes.size(); ++m) {
-            std::uint64_t n = 0;
-            for (const auto& w : workers)
-                n += w->counters().dynamic_ip[r][m].load(std::memory_order_relaxed);
-            line("mailgate_dynamic_ip_decisions_total",
-                 "limit=\"" + std::string(reasons[r]) + "\",mode=\"" + std::string(modes[m]) + "\"",
-                 n);
-        }
+    using decision_counts = std::atomic<std::uint64_t>[3][2];
+    const auto decisions = [&](std::string_view family,
+                               const decision_counts& (*of)(const proxy::worker&)) {
+        out.append("# TYPE ").append(family).append(" counter\n");
+        for (std::size_t r = 0; r < reasons.size(); ++r)
+            for (std::size_t m = 0; m < modes.size(); ++m) {
+                std::uint64_t n = 0;
+                for (const auto& w : workers) n += of(*w)[r][m].load(std::memory_order_relaxed);
+                line(family,
+                     "limit=\"" + std::string(reasons[r]) + "\",mode=\"" + std::string(modes[m]) +
+                         "\"",
+                     n);
+            }
+    };
+    decisions(
+        "mailgate_dynamic_ip_decisions_total",
+        [](const proxy::worker& w) -> const decision_counts& { return w.counters().dynamic_ip; });
+    decisions("mailgate_dynamic_device_decisions_total",
+              [](const proxy::worker& w) -> const decision_counts& {
+                  return w.counters().dynamic_device;
+              });
     if (!workers.empty()) {
         auto& limiter = workers.front()->limiter();
         out += "# TYPE mailgate_dynamic_ip_entries gauge\n";

@@ -1385,8 +1385,9 @@ void loader::read_locations(const value_ref& v, std::vector<location_section>& o
 }
 
 void loader::read_location(const value_ref& v, location_section& out) {
-    auto s = open(v, {"path", "kind", "upstream", "timeouts", "limits", "ip_restrictions",
-                      "request_blocking", "headers", "dynamic_ip_restrictions"});
+    auto s = open(
+        v, {"path", "kind", "upstream", "timeouts", "limits", "ip_restrictions", "request_blocking",
+            "headers", "dynamic_ip_restrictions", "dynamic_device_restrictions"});
     if (!s) return;
     out.mark = s->mark;
     if (auto f = s->get("kind")) {
@@ -1449,6 +1450,14 @@ void loader::read_location(const value_ref& v, location_section& out) {
         dynamic_ip_section d;
         read_dynamic_ip(f->value, false, d);
         out.dynamic_ip_restrictions = std::move(d);
+    }
+    if (auto f = s->get("dynamic_device_restrictions")) {
+        dynamic_ip_section d;
+        read_dynamic_ip(f->value, false, d);
+        if (out.kind != location_kind::activesync)
+            error(f->key_mark,
+                  "dynamic_device_restrictions needs 'kind: activesync' on its location");
+        out.dynamic_device_restrictions = std::move(d);
     }
     if (auto f = s->get("headers")) {
         auto h = header_policy_section::empty();

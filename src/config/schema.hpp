@@ -273,6 +273,8 @@ struct location_section {
     std::vector<rule_section> request_blocking;                 // first rule that fires decides
     std::optional<header_policy_section> headers;               // on top of the global policy
     std::optional<dynamic_ip_section> dynamic_ip_restrictions;  // replaces the global one
+    // The same limits keyed by ActiveSync device ID (kind: activesync locations only).
+    std::optional<dynamic_ip_section> dynamic_device_restrictions;
     source_mark mark;
     source_mark upstream_mark;
     source_mark kind_mark;

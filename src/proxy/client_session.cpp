@@ -1,8 +1,11 @@
 #include "proxy/client_session.hpp"
 
+#include <openssl/sha.h>
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
+
+#include <cstring>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -744,40 +747,65 @@ awaitable<bool> client_session::apply_policy(exchange& ex, bool& keep_alive) {
 }
 
 awaitable<bool> client_session::apply_dynamic_limits(exchange& ex, bool& keep_alive) {
-    const auto* d = ex.location->dynamic_ip.get();
-    if (d == nullptr || d->exempt.contains(ex.client)) co_return true;
+    if (const auto* d = ex.location->dynamic_ip.get(); d && !d->exempt.contains(ex.client)) {
+        const auto key = policy::rate_limiter::make_key(ex.client, d->scope);
+        if (!co_await apply_limit(ex, *d, key, ex.slot, worker_.counters().dynamic_ip, keep_alive))
+            co_return false;
+    }
+    const auto* dev = ex.location->dynamic_device.get();
+    if (dev && ex.eas != nullptr && !ex.eas->device_id.empty() &&
+        !dev->exempt.contains(ex.client)) {
+        // Device IDs are chosen by the client: keyed by a SHA-256 prefix, so that no one can
+        // craft an ID that shares a victim device's counters.
+        unsigned char digest[SHA256_DIGEST_LENGTH];
+        SHA256(reinterpret_cast<const unsigned char*>(ex.eas->device_id_hex.data()),
+               ex.eas->device_id_hex.size(), digest);
+        policy::rate_limiter::key key;
+        std::memcpy(key.address.data(), digest, key.address.size());
+        key.scope = dev->scope;
+        if (!co_await apply_limit(ex, *dev, key, ex.device_slot, worker_.counters().dynamic_device,
+                                  keep_alive))
+            co_return false;
+    }
+    co_return true;
+}
+
+awaitable<bool> client_session::apply_limit(exchange& ex, const runtime::compiled_dynamic_ip& d,
+                                            const policy::rate_limiter::key& key,
+                                            limiter_slot& slot,
+                                            std::atomic<std::uint64_t> (&counts)[3][2],
+                                            bool& keep_alive) {
     auto& limiter = worker_.limiter();
-    const auto key = policy::rate_limiter::make_key(ex.client, d->scope);
     // A held ActiveSync Ping is one request per device per hour: it counts against the rate
     // but never as concurrent load, or a carrier NAT full of phones would lock itself out.
     const bool long_poll = ex.eas != nullptr && ex.eas->cmd == "Ping";
-    const auto decision = limiter.acquire(key, d->limits, clock::now(), !long_poll);
+    const auto decision = limiter.acquire(key, d.limits, clock::now(), !long_poll);
     if (decision.holds_slot) {
-        ex.slot.limiter = &limiter;
-        ex.slot.key = key;
+        slot.limiter = &limiter;
+        slot.key = key;
     }
     if (!decision.denied()) co_return true;
     const auto reason = decision.outcome == policy::limit_outcome::rate         ? 0
                         : decision.outcome == policy::limit_outcome::concurrent ? 1
                                                                                 : 2;
-    const bool enforce = d->mode == config::rule_mode::enforce;
-    worker_.counters().dynamic_ip[reason][enforce ? 0 : 1].fetch_add(1, std::memory_order_relaxed);
+    const bool enforce = d.mode == config::rule_mode::enforce;
+    counts[reason][enforce ? 0 : 1].fetch_add(1, std::memory_order_relaxed);
     static constexpr std::array<std::string_view, 3> why{
         "over max_requests", "over max_concurrent_requests", "blocked after exceeding a limit"};
     // A rule that already reported keeps its place in the log only if this one only reports.
     if (enforce || ex.rule.empty()) {
-        ex.rule = d->rule;
-        ex.action = policy::to_string(d->act);
-        ex.mode = policy::to_string(d->mode);
+        ex.rule = d.rule;
+        ex.action = policy::to_string(d.act);
+        ex.mode = policy::to_string(d.mode);
     }
     if (!enforce) co_return true;
     ex.error = why[reason];
-    if (d->act == config::action::abort) {
+    if (d.act == config::action::abort) {
         abort_connection();
         co_return false;
     }
-    if (d->act == config::action::too_many_requests) ex.retry_after = decision.retry_after;
-    keep_alive = co_await reply(ex, policy::status_of(d->act), http::has_body(ex.info));
+    if (d.act == config::action::too_many_requests) ex.retry_after = decision.retry_after;
+    keep_alive = co_await reply(ex, policy::status_of(d.act), http::has_body(ex.info));
     co_return false;
 }
 

@@ -90,6 +90,12 @@ private:
     int decode_activesync(exchange& ex);
     // Phase dynamic_limits (dynamic_ip_restrictions): false when the request must not go on.
     boost::asio::awaitable<bool> apply_dynamic_limits(exchange& ex, bool& keep_alive);
+    // One limit of either kind; `counts` are the worker's decision counters for that kind.
+    boost::asio::awaitable<bool> apply_limit(exchange& ex, const runtime::compiled_dynamic_ip& d,
+                                             const policy::rate_limiter::key& key,
+                                             limiter_slot& slot,
+                                             std::atomic<std::uint64_t> (&counts)[3][2],
+                                             bool& keep_alive);
     // Phase request_policy: returns false when the request must not go upstream.
     boost::asio::awaitable<bool> apply_policy(exchange& ex, bool& keep_alive);
     void finish(exchange& ex);

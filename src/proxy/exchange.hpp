@@ -48,6 +48,7 @@ struct exchange {
     const eas::eas_facts* eas = nullptr;  // decoded, on an ActiveSync location
     bool rpc_channel = false;             // RPC_IN_DATA / RPC_OUT_DATA
     limiter_slot slot;                    // dynamic_ip_restrictions concurrency
+    limiter_slot device_slot;             // dynamic_device_restrictions concurrency
     std::uint32_t retry_after = 0;        // seconds, on a 429 of mailgate's own
 
     int status = 0;  // what the client was answered, 0 = nothing

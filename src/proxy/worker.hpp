@@ -34,6 +34,7 @@ struct policy_hits {
 struct worker_counters {
     // dynamic_ip_restrictions decisions: [rate|concurrent|blocked][enforce|report].
     std::atomic<std::uint64_t> dynamic_ip[3][2]{};
+    std::atomic<std::uint64_t> dynamic_device[3][2]{};  // dynamic_device_restrictions, alike
     std::atomic<std::uint64_t> connections{0};
     std::atomic<std::uint64_t> requests{0};
     std::atomic<std::uint64_t> session_exceptions{0};
@@ -68,6 +69,7 @@ public:
     void enter(client_session* s);
     void leave(client_session* s);
     worker_counters& counters() { return counters_; }
+    const worker_counters& counters() const { return counters_; }
     // Shared by all workers and kept across reloads (the state of dynamic IP restrictions).
     policy::rate_limiter& limiter() { return *limiter_; }
     void count_policy(const std::shared_ptr<const runtime::snapshot>& snap,

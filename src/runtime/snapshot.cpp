@@ -172,6 +172,10 @@ void compile_locations(const config::root& cfg, snapshot& s, config::diagnostics
             out.dynamic_ip =
                 compile_dynamic_ip(*l.dynamic_ip_restrictions, l.path + "/dynamic_ip_restrictions",
                                    scope_of(out.prefix), cfg.policy_mode, diags);
+        if (l.dynamic_device_restrictions)
+            out.dynamic_device = compile_dynamic_ip(
+                *l.dynamic_device_restrictions, l.path + "/dynamic_device_restrictions",
+                scope_of(out.prefix) ^ 0x80000000u, cfg.policy_mode, diags);
         out.headers =
             l.headers ? http::header_policy::merged(s.headers, compile_header_policy(*l.headers))
                       : s.headers;

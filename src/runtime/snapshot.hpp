@@ -74,7 +74,8 @@ struct compiled_location {
     duration upstream_response{};
     std::uint64_t request_body = 0;
     http::header_policy headers;  // the global policy with this location's own on top
-    std::shared_ptr<const compiled_dynamic_ip> dynamic_ip;  // its own, else the global, or null
+    std::shared_ptr<const compiled_dynamic_ip> dynamic_ip;      // its own, else the global, or null
+    std::shared_ptr<const compiled_dynamic_ip> dynamic_device;  // keyed by ActiveSync device ID
 };
 
 struct timeout_set {

@@ -156,3 +156,45 @@ def test_held_pings_are_not_concurrent_load(mailgate, origin):
     for t in threads + [slow]:
         t.join()
     assert sorted(results) == [200] * 4, results
+
+
+def test_device_limits_follow_the_device_not_the_address(mailgate, origin):
+    """dynamic_device_restrictions: a runaway device is limited whichever address it comes
+    from (base64 or plain form), while other devices behind the same NAT address go on."""
+    def edit(c):
+        for loc in c["locations"]:
+            if loc.get("kind") == "activesync":
+                loc["dynamic_device_restrictions"] = {
+                    "max_requests": {"count": 3, "per": "60s"}, "action": "too_many_requests"}
+    mg = mailgate(edit)
+
+    def sync(device, src, plain=True):
+        q = ("?Cmd=Sync&User=u&DeviceId=%s&DeviceType=Android" % device if plain
+             else "?jQAJBBBOaW5lMzQyQkEzRjNFNkM2BAAAAAAHQW5kcm9pZAcBAA==")  # V4: Nine342BA3F3E6C6
+        return get(mg, "/Microsoft-Server-ActiveSync" + q, src, "-X", "POST", "-u", "u:p",
+                   "--data-binary", "x", "-H", "MS-ASProtocolVersion: 14.1").status
+
+    runaway = "Nine342BA3F3E6C6"
+    assert [sync(runaway, FLOODER), sync(runaway, BYSTANDER), sync(runaway, FLOODER, False)] \
+        == [200] * 3
+    assert sync(runaway, "127.0.0.4") == 429   # a fourth address: still the same device
+    assert sync(runaway, FLOODER, False) == 429  # and the base64 form of it
+    assert [sync("OtherDevice%d" % i, FLOODER) for i in range(3)] == [200] * 3
+    recs = mg.wait_access(8)
+    denied = [x for x in recs if x["status"] == 429]
+    assert [x["rule"] for x in denied] == \
+        ["/Microsoft-Server-ActiveSync/dynamic_device_restrictions"] * 2, denied
+    assert denied[0]["eas"]["device_id"] == runaway
+
+
+def test_device_limits_need_an_activesync_location(mailgate_bin, tmp_path, certs, origin):
+    import conftest
+    cfg = conftest.make_base_config(certs, origin.port, tmp_path / "a.log")
+    cfg["locations"][2]["dynamic_device_restrictions"] = {"max_requests": {"count": 1, "per": "1s"}}
+    path = tmp_path / "c.yaml"
+    path.write_text(util.to_yaml(cfg))
+    import subprocess
+    r = subprocess.run([mailgate_bin, "check", "-c", str(path)], capture_output=True, text=True)
+    assert r.returncode != 0
+    assert "dynamic_device_restrictions needs 'kind: activesync' on its location" in r.stderr, \
+        r.stderr
