@@ -4,7 +4,8 @@ function(mailgate_warnings target)
   # (GCC bugs 105329, 105651); they fire inside libstdc++, not in our code.
   if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 13)
     target_compile_options(${target} PRIVATE -Wno-restrict -Wno-stringop-overflow -Wno-stringop-overread
-      -Wno-maybe-uninitialized)  # boost::optional under -fsanitize (GCC bug 80635)
+      -Wno-maybe-uninitialized  # boost::optional under -fsanitize (GCC bug 80635)
+      -Wno-mismatched-new-delete)  # Asio coroutine frames' operator delete (GCC bug 109224)
   endif()
   if(MAILGATE_WERROR)
     target_compile_options(${target} PRIVATE -Werror)

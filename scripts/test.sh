@@ -9,9 +9,7 @@ for preset in ${PRESETS:-release asan}; do
   echo "=== $preset: build"
   PRESET=$preset bash scripts/build.sh
   echo "=== $preset: test"
-  # Leak detection is off for now: the TLS unit tests leak OpenSSL objects (13 tests under
-  # LeakSanitizer); to be fixed and switched back on. Address and UB errors still fail.
-  ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1} \
+  ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1} \
     ctest --test-dir "build/$preset" --output-on-failure -j2
 done
 bash scripts/fuzz.sh "${FUZZ_SECONDS:-120}"

@@ -34,4 +34,9 @@ inline x509_ptr up_ref(X509* x) {
     return x509_ptr(x);
 }
 
+inline pkey_ptr up_ref(EVP_PKEY* k) {
+    EVP_PKEY_up_ref(k);
+    return pkey_ptr(k);
+}
+
 }  // namespace mailgate::tls

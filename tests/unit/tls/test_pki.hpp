@@ -1,6 +1,7 @@
 #pragma once
 // Certificates, keys, OCSP responses and in-memory handshakes for the tls tests, made
 // with OpenSSL's APIs at test time (no fixtures on disk, no openssl CLI).
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ocsp.h>
@@ -27,13 +28,16 @@ enum class key_kind { ec256, ec224, ec384, rsa2048, rsa1024, ed25519 };
 
 // Key generation is slow for RSA; each kind is made once and shared (the tests never
 // need two different keys of one kind except for the mismatch test, which uses `fresh`).
+// The cache owns one reference to each key and gives it back at exit. OpenSSL is
+// initialized before the cache is made, so that the cache is destroyed (its destructor
+// registered later) before OpenSSL's own atexit cleanup runs.
 inline pkey_ptr make_key(key_kind kind, bool fresh = false) {
-    static std::map<key_kind, EVP_PKEY*> cache;
+    static std::map<key_kind, pkey_ptr> cache = [] {
+        OPENSSL_init_crypto(0, nullptr);
+        return std::map<key_kind, pkey_ptr>();
+    }();
     if (!fresh) {
-        if (auto it = cache.find(kind); it != cache.end()) {
-            EVP_PKEY_up_ref(it->second);
-            return pkey_ptr(it->second);
-        }
+        if (auto it = cache.find(kind); it != cache.end()) return up_ref(it->second.get());
     }
     EVP_PKEY* k = nullptr;
     switch (kind) {
@@ -56,12 +60,10 @@ inline pkey_ptr make_key(key_kind kind, bool fresh = false) {
             k = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
             break;
     }
-    if (k == nullptr) throw std::runtime_error("key generation failed");
-    if (!fresh) {
-        EVP_PKEY_up_ref(k);
-        cache[kind] = k;
-    }
-    return pkey_ptr(k);
+    pkey_ptr key(k);
+    if (!key) throw std::runtime_error("key generation failed");
+    if (!fresh) cache[kind] = up_ref(key.get());
+    return key;
 }
 
 struct cert_spec {
