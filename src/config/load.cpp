@@ -448,7 +448,8 @@ private:
     void read_rules(const value_ref& v, rule_scope scope, std::vector<rule_section>& out);
     void read_rule(const value_ref& v, rule_scope scope,
                    std::unordered_map<std::string, int>& names, std::vector<rule_section>& out);
-    void read_preset(const value_ref& v);
+    void read_preset(const value_ref& v, std::unordered_map<std::string, int>& names,
+                     std::vector<rule_section>& out);
     void read_condition(const value_ref& v, bool negate, rule_scope scope, condition_block& out);
     void read_eas_condition(const field& f, rule_scope scope, condition_block& out);
     void read_patterns(const value_ref& v, std::vector<marked_string>& out);
@@ -1114,7 +1115,7 @@ void loader::read_upstreams(const value_ref& v, std::vector<upstream_section>& o
 }
 
 void loader::read_upstream(const value_ref& v, upstream_section& out) {
-    auto s = open(v, {"name", "servers", "tls", "pool", "external_host"});
+    auto s = open(v, {"name", "servers", "tls", "pool", "external_host", "extended_protection"});
     if (!s) return;
     out.mark = s->mark;
     if (auto f = require(*s, "name")) {
@@ -1156,6 +1157,14 @@ void loader::read_upstream(const value_ref& v, upstream_section& out) {
             else
                 error(f->value.mark, "invalid external_host " + quote(*h));
         }
+    }
+    if (auto f = s->get("extended_protection")) {
+        if (auto m = choice<extended_protection_mode>(
+                f->value,
+                {{"off", extended_protection_mode::off},
+                 {"warn", extended_protection_mode::warn},
+                 {"require_same_certificate", extended_protection_mode::require_same_certificate}}))
+            out.extended_protection = *m;
     }
     if (auto f = s->get("pool")) {
         if (auto p = open(f->value, {"max_idle", "idle_timeout"})) {
@@ -1486,21 +1495,120 @@ void loader::read_rules(const value_ref& v, rule_scope scope, std::vector<rule_s
             }
         }
         if (preset) {
-            read_preset(item);
+            read_preset(item, names, out);
         } else {
             read_rule(item, scope, names, out);
         }
     }
 }
 
-// `- preset: NAME`: the rule sets that will ship with mailgate. None exists yet.
-void loader::read_preset(const value_ref& v) {
-    auto s = open(v, {"preset"});
+// `- preset: NAME`: rule sets that ship inside mailgate, expanded here into named rules
+// ("<preset>/<rule>") that log, count and can be set to report mode like any other.
+//   exchange-shields: Microsoft's Exchange mitigations and the strict shapes of
+//     EXCHANGE-PROTOCOL.md R20-R23; `admin_networks` (default: loopback) may reach /ecp
+//     and /powershell.
+//   scanners: known scanner User-Agents aborted (R25: classification, never trust).
+// `report: [rule, ...]` turns the named rules of the preset into report mode.
+void loader::read_preset(const value_ref& v, std::unordered_map<std::string, int>& names,
+                         std::vector<rule_section>& out) {
+    auto s = open(v, {"preset", "admin_networks", "report"});
     if (!s) return;
-    if (auto f = s->get("preset")) {
-        if (auto n = non_empty_string(f->value)) {
-            error(f->value.mark, "unknown preset " + quote(*n));
+    const field* f = s->get("preset");
+    auto preset = f ? non_empty_string(f->value) : std::nullopt;
+    if (!preset) return;
+    const source_mark at = f->value.mark;
+    const auto ms = [&](std::string text) { return marked_string{std::move(text), at}; };
+    const auto block = [&] {
+        condition_block b;
+        b.mark = at;
+        return b;
+    };
+    std::vector<rule_section> rules;
+    const auto rule = [&](std::string name, condition_block when, action act) {
+        rule_section r;
+        r.name = *preset + "/" + name;
+        r.condition = std::move(when);
+        r.act = act;
+        r.mark = s->mark;
+        r.name_mark = at;
+        rules.push_back(std::move(r));
+        return &rules.back();
+    };
+    if (*preset == "exchange-shields") {
+        std::vector<marked_string> admins;
+        if (auto a = s->get("admin_networks")) {
+            if (auto list = strings(a->value)) admins = std::move(*list);
+        } else {
+            admins = {ms("127.0.0.1/32"), ms("::1/128")};
         }
+        const auto admin_block = [&] {
+            auto b = block();
+            b.has_client_ip = true;
+            b.client_ip = admins;
+            return b;
+        };
+        // R23, Microsoft's BackendCookieMitigation (ProxyLogon).
+        auto cookies = block();
+        cookies.header.push_back(
+            {ms("Cookie"), {ms("X-AnonResource-Backend"), ms("X-BEResource=.+/.+~.+")}});
+        rule("proxylogon-cookies", std::move(cookies), action::abort);
+        // R21, Microsoft's M1.1 "PowerShell - inbound": (?=.*autodiscover)(?=.*powershell) on
+        // {UrlDecode:{REQUEST_URI}}, without lookahead (RE2 has none): either order.
+        auto m11 = block();
+        m11.has_uri = true;
+        m11.uri = {ms("autodiscover.*powershell|powershell.*autodiscover")};
+        rule("m1-1", std::move(m11), action::abort);
+        // R20: /ecp and /powershell only from the admin networks...
+        auto admin_paths = block();
+        admin_paths.has_uri = true;
+        admin_paths.uri = {ms("^/(ecp|powershell)(/|\\?|$)")};
+        rule("admin-paths", std::move(admin_paths), action::abort)->unless = admin_block();
+        // ...and "powershell" anywhere else in the decoded path or query neither (ProxyShell,
+        // ProxyNotShell, OWASSRF through /owa).
+        auto anywhere = block();
+        anywhere.has_uri = true;
+        anywhere.uri = {ms("powershell")};
+        rule("powershell", std::move(anywhere), action::abort)->unless = admin_block();
+        // R22: autodiscover.json only in its two legitimate shapes.
+        auto shapes = block();
+        shapes.malformed = {ms("autodiscover_json")};
+        rule("autodiscover-json", std::move(shapes), action::bad_request);
+    } else if (*preset == "scanners") {
+        if (auto a = s->get("admin_networks"))
+            error(a->key_mark, "admin_networks belongs to the exchange-shields preset");
+        auto ua = block();
+        ua.has_user_agent = true;
+        for (const char* p : {"masscan", "zgrab", "Nmap Scripting Engine", "Nikto", "sqlmap",
+                              "CensysInspect", "nuclei", "WPScan", "DirBuster", "gobuster",
+                              "Expanse, a Palo Alto Networks company", "l9explore", "httpx"})
+            ua.user_agent.push_back(ms(p));
+        rule("user-agents", std::move(ua), action::abort);
+    } else {
+        error(at, "unknown preset " + quote(*preset) + " (expected exchange-shields or scanners)");
+        return;
+    }
+    if (auto r = s->get("report")) {
+        if (auto list = strings(r->value)) {
+            for (const auto& n : *list) {
+                auto it = std::find_if(rules.begin(), rules.end(), [&](const rule_section& x) {
+                    return x.name == *preset + "/" + n.text;
+                });
+                if (it == rules.end()) {
+                    error(n.mark, "preset " + quote(*preset) + " has no rule " + quote(n.text));
+                    continue;
+                }
+                it->mode = rule_mode::report;
+            }
+        }
+    }
+    if (auto it = names.find(rules.front().name); it != names.end()) {
+        error(at, "preset " + quote(*preset) + " is already in this list (line " +
+                      std::to_string(it->second) + ")");
+        return;
+    }
+    for (auto& r : rules) {
+        names.emplace(r.name, at.line);
+        out.push_back(std::move(r));
     }
 }
 
@@ -1522,21 +1630,17 @@ void loader::read_rule(const value_ref& v, rule_scope scope,
             }
         }
     }
-    // Fields are in file order: the first of `if` / `if_not` is the rule's, a second is an
-    // error (and still read, so that its own mistakes show up in the same run).
-    bool have_condition = false;
-    for (const auto& f : s->fields) {
-        if (f.key != "if" && f.key != "if_not") continue;
-        const bool negate = f.key == "if_not";
-        if (!have_condition) {
-            have_condition = true;
-            rule.negate = negate;
-            read_condition(f.value, negate, scope, rule.condition);
-        } else {
-            error(f.key_mark, "a rule has 'if' or 'if_not', not both");
-            condition_block ignored;
-            read_condition(f.value, negate, scope, ignored);
-        }
+    // `if` alone, `if_not` alone, or both: then the rule fires when `if` holds and `if_not`
+    // does not.
+    const field* when = s->get("if");
+    const field* unless = s->get("if_not");
+    const bool have_condition = when != nullptr || unless != nullptr;
+    if (when != nullptr) read_condition(when->value, false, scope, rule.condition);
+    if (unless != nullptr && when == nullptr) {
+        rule.negate = true;
+        read_condition(unless->value, true, scope, rule.condition);
+    } else if (unless != nullptr) {
+        read_condition(unless->value, true, scope, rule.unless.emplace());
     }
     if (!have_condition) error(s->mark, "missing required key 'if' or 'if_not'");
     if (auto f = require(*s, "action")) {
@@ -1545,7 +1649,8 @@ void loader::read_rule(const value_ref& v, rule_scope scope,
                                                {"forbidden", action::forbidden},
                                                {"not_found", action::not_found},
                                                {"unauthorized", action::unauthorized},
-                                               {"too_many_requests", action::too_many_requests}})) {
+                                               {"too_many_requests", action::too_many_requests},
+                                               {"bad_request", action::bad_request}})) {
             rule.act = *a;
         }
     }
@@ -1557,7 +1662,8 @@ void loader::read_rule(const value_ref& v, rule_scope scope,
 // CIDRs are compiled by the policy module, which reports their errors at these marks.
 void loader::read_condition(const value_ref& v, bool negate, rule_scope scope,
                             condition_block& out) {
-    auto s = open(v, {"user_agent", "client_ip", "method", "header", "query", "eas"});
+    auto s = open(
+        v, {"user_agent", "client_ip", "method", "header", "query", "eas", "uri", "malformed"});
     if (!s) return;
     out.mark = s->mark;
     if (v.node.size() == 0) {
@@ -1588,6 +1694,21 @@ void loader::read_condition(const value_ref& v, bool negate, rule_scope scope,
     if (auto f = s->get("header")) read_named_patterns(f->value, "header", out.header);
     if (auto f = s->get("query")) read_named_patterns(f->value, "query parameter", out.query);
     if (auto f = s->get("eas")) read_eas_condition(*f, scope, out);
+    if (auto f = s->get("uri")) {
+        out.has_uri = true;
+        read_patterns(f->value, out.uri);
+    }
+    if (auto f = s->get("malformed")) {
+        std::vector<marked_string> shapes;
+        read_patterns(f->value, shapes);
+        for (auto& m : shapes) {
+            if (m.text != "autodiscover_json") {
+                error(m.mark, "unknown shape " + quote(m.text) + " (expected autodiscover_json)");
+                continue;
+            }
+            out.malformed.push_back(std::move(m));
+        }
+    }
 }
 
 // `eas: {cmd, user, device_id, device_type, protocol, device_id_file}`: facts of the decoded

@@ -44,7 +44,15 @@ struct marked_string {
 };
 
 // What a rule does when it fires. IIS denyAction values plus 429 and allow.
-enum class action { allow, abort, forbidden, not_found, unauthorized, too_many_requests };
+enum class action {
+    allow,
+    abort,
+    forbidden,
+    not_found,
+    unauthorized,
+    too_many_requests,
+    bad_request
+};
 enum class rule_mode { enforce, report };
 
 // `eas:` in a condition block: RE2 patterns (case-insensitive unless (?-i)) on the decoded
@@ -73,8 +81,14 @@ struct condition_block {
     std::vector<std::pair<marked_string, std::vector<marked_string>>> header;
     // Query parameter name (raw, as sent) -> RE2 patterns on its raw value.
     std::vector<std::pair<marked_string, std::vector<marked_string>>> query;
+    // RE2 patterns on the decoded request URI: the path and the query percent-decoded (twice,
+    // so double encoding hides nothing), dot segments and duplicate slashes resolved, lower
+    // case, joined by '?' (IIS's {UrlDecode:{REQUEST_URI}}, which Microsoft's rules match).
+    std::vector<marked_string> uri;
+    // Built-in shape checks that hold when the request is malformed: autodiscover_json (R22).
+    std::vector<marked_string> malformed;
     // Which condition keys were written, to tell "absent" from "empty list" (never matches).
-    bool has_user_agent = false, has_client_ip = false, has_method = false;
+    bool has_user_agent = false, has_client_ip = false, has_method = false, has_uri = false;
     // ActiveSync facts (`eas:`), only in the rules of a location of kind activesync.
     std::optional<eas_condition> eas;
     source_mark mark;
@@ -83,7 +97,10 @@ struct condition_block {
 struct rule_section {
     std::string name;
     condition_block condition;
-    bool negate = false;  // written as `if_not`
+    bool negate = false;  // written as `if_not` alone
+    // `if` and `if_not` together: the rule fires when `if` holds and this does not (an
+    // exception, e.g. the admin networks).
+    std::optional<condition_block> unless;
     action act = action::forbidden;
     std::optional<rule_mode> mode;  // unset: enforce (or policy_mode)
     source_mark mark;
@@ -201,6 +218,11 @@ struct pool_settings {
     duration idle_timeout{std::chrono::seconds(60)};
 };
 
+// R19: Extended Protection binds NTLM/Kerberos logins to the certificate the client sees,
+// so Exchange accepts them only when mailgate presents Exchange's own certificate. `check`
+// and each start compare the two: off (no connection), warn, or refuse when they differ.
+enum class extended_protection_mode { off, warn, require_same_certificate };
+
 struct upstream_section {
     std::string name;
     std::vector<std::string> servers;  // "host:port"
@@ -209,6 +231,7 @@ struct upstream_section {
     // The public name clients use; an X-MS-Location naming an internal host on a 451 is
     // rewritten to it (default: the request's Host).
     std::optional<std::string> external_host;
+    extended_protection_mode extended_protection = extended_protection_mode::warn;
     source_mark mark;
     source_mark servers_mark;
 };

@@ -16,6 +16,8 @@ std::string_view to_string(action a) {
             return "unauthorized";
         case action::too_many_requests:
             return "too_many_requests";
+        case action::bad_request:
+            return "bad_request";
     }
     return "unknown";
 }
@@ -32,6 +34,8 @@ int status_of(action a) {
             return 401;
         case action::too_many_requests:
             return 429;
+        case action::bad_request:
+            return 400;
         case action::allow:
         case action::abort:
             return 0;

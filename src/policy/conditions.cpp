@@ -146,6 +146,10 @@ bool condition_block_matcher::compile(const config::condition_block& block,
     has_client_ip_ = block.has_client_ip;
     ok = compile_cidrs(block.client_ip, client_ip_, diags) && ok;
 
+    has_uri_ = block.has_uri;
+    ok = uri_.compile(block.uri, diags) && ok;
+    autodiscover_json_malformed_ = !block.malformed.empty();
+
     has_method_ = block.has_method;
     for (const auto& m : block.method) methods_.push_back(m.text);
 
@@ -208,6 +212,11 @@ bool condition_block_matcher::holds(const request_facts& facts) const {
     if (has_client_ip_ && !client_ip_.contains(facts.client)) return false;
 
     if (has_user_agent_ && !user_agent_.match(facts.user_agent)) return false;
+
+    if (has_uri_ && !uri_.match(facts.decoded_uri)) return false;
+
+    if (autodiscover_json_malformed_ && !autodiscover_json_malformed(facts.path, facts.query))
+        return false;
 
     if (eas_ && !eas_->holds(facts.eas)) return false;
 

@@ -71,6 +71,9 @@ private:
     net::cidr_set client_ip_;
     bool has_user_agent_ = false;
     pattern_set user_agent_;
+    bool has_uri_ = false;
+    pattern_set uri_;
+    bool autodiscover_json_malformed_ = false;
     std::vector<keyed_patterns> headers_;
     std::vector<keyed_patterns> query_;
 

@@ -10,10 +10,13 @@ namespace {
 
 struct compiled_rule {
     condition_block_matcher when;
+    std::optional<condition_block_matcher> unless;
     bool negate = false;
     std::uint32_t id = 0;
 
-    bool fires(const request_facts& facts) const { return when.holds(facts) != negate; }
+    bool fires(const request_facts& facts) const {
+        return when.holds(facts) != negate && !(unless && unless->holds(facts));
+    }
 };
 
 struct compiled_ip_restrictions {
@@ -71,6 +74,10 @@ std::shared_ptr<const policy_set> policy_set::compile(const config::root& cfg,
             out[i].negate = r.negate;
             out[i].id = add_info(qualified(prefix, r.name), r.act, r.mode);
             ok = out[i].when.compile(r.condition, diags) && ok;
+            if (r.unless) ok = out[i].unless.emplace().compile(*r.unless, diags) && ok;
+            for (const auto* block : {&r.condition, r.unless ? &*r.unless : nullptr})
+                if (block && (block->has_uri || !block->malformed.empty()))
+                    set->needs_decoded_uri_ = true;
         }
     };
 

@@ -29,17 +29,20 @@ using config::rule_mode;
 struct request_facts {
     boost::asio::ip::address client;  // resolved (PROXY protocol / trusted XFF), v4-mapped unmapped
     std::string_view method;
-    std::string_view user_agent;  // empty when the header is absent
-    std::string_view query;       // raw, after '?', never decoded
+    std::string_view user_agent;                         // empty when the header is absent
+    std::string_view query;                              // raw, after '?', never decoded
     const boost::beast::http::fields* fields = nullptr;  // for header conditions
     // The decoded ActiveSync request, on locations of kind activesync; `eas:` conditions
     // read it, and see empty values when it is null.
     const eas::eas_facts* eas = nullptr;
+    std::string_view path;         // normalized (lower case, dot segments resolved)
+    std::string_view decoded_uri;  // see condition_block::uri; set when needs_decoded_uri()
 };
 
 // One rule (or a location's ip_restrictions) as it appears in logs and counters.
 struct rule_info {
-    std::string name;  // "global/<rule>", "<location path>/<rule>", "<location path>/ip_restrictions"
+    std::string
+        name;  // "global/<rule>", "<location path>/<rule>", "<location path>/ip_restrictions"
     action act = action::forbidden;
     rule_mode mode = rule_mode::enforce;  // after policy_mode is applied
     std::uint32_t id = 0;                 // index into policy_set::rules()
@@ -70,6 +73,8 @@ public:
     void evaluate(const request_facts& facts, std::size_t location_index, verdict& out) const;
 
     const std::vector<rule_info>& rules() const { return rules_; }
+    // Whether any rule reads request_facts::decoded_uri (so the caller computes it).
+    bool needs_decoded_uri() const { return needs_decoded_uri_; }
 
     ~policy_set();
     policy_set(const policy_set&) = delete;
@@ -80,7 +85,17 @@ private:
     struct impl;
     std::unique_ptr<impl> impl_;
     std::vector<rule_info> rules_;
+    bool needs_decoded_uri_ = false;
 };
+
+// The decoded request URI of condition_block::uri, from the normalized path and the raw
+// query: every %xx decoded, twice, then lower case; '+' stays '+'.
+std::string decode_uri(std::string_view normalized_path, std::string_view raw_query);
+
+// R22: true for a request to /autodiscover/autodiscover.json (or below it) that has neither
+// allowed shape: `?Email=addr[&Protocol=word][&RedirectCount=nn]` (each key once, nothing
+// else) or `/v1.0/addr?Protocol=word`. False for any other path.
+bool autodiscover_json_malformed(std::string_view normalized_path, std::string_view raw_query);
 
 std::string_view to_string(action a);
 std::string_view to_string(rule_mode m);

@@ -724,6 +724,12 @@ awaitable<bool> client_session::apply_policy(exchange& ex, bool& keep_alive) {
     facts.query = ex.info.query;
     facts.fields = &req;
     facts.eas = ex.eas;
+    facts.path = ex.normalized_path;
+    std::string decoded_uri;  // only when a rule reads it (the Exchange shields do)
+    if (snap_->policy->needs_decoded_uri()) {
+        decoded_uri = policy::decode_uri(ex.normalized_path, ex.info.query);
+        facts.decoded_uri = decoded_uri;
+    }
     snap_->policy->evaluate(facts, ex.location->index, ex.verdict);
     worker_.count_policy(snap_, ex.verdict);
 

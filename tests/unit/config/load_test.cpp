@@ -478,17 +478,28 @@ TEST(LoadPolicy, EmptyListSetsTheConditionButHoldsNothing) {
     EXPECT_FALSE(cond.has_client_ip);
 }
 
-TEST(LoadPolicy, BothIfAndIfNotIsAnErrorAndBothAreChecked) {
-    const auto r = load(minimal(R"(request_blocking:
+TEST(LoadPolicy, IfAndIfNotTogetherMakeAnExceptionAndBothAreChecked) {
+    const auto bad = load(minimal(R"(request_blocking:
   - name: a
     if_not: { method: GET }
     if: { method: "G T" }
     action: abort
 )"));
-    EXPECT_FALSE(r.config);
-    EXPECT_EQ(lines(r),
-              "test.yaml:16:5: error: a rule has 'if' or 'if_not', not both\n"
+    EXPECT_FALSE(bad.config);
+    EXPECT_EQ(lines(bad),
               "test.yaml:16:19: error: invalid method 'G T' (expected an HTTP token)\n");
+    const auto r = load(minimal(R"(request_blocking:
+  - name: a
+    if_not: { client_ip: [10.0.0.0/8] }
+    if: { method: PUT }
+    action: abort
+)"));
+    ASSERT_TRUE(r.config) << lines(r);
+    const auto& rule = r.config->request_blocking[0];
+    EXPECT_FALSE(rule.negate);
+    EXPECT_EQ(rule.condition.method[0].text, "PUT");
+    ASSERT_TRUE(rule.unless.has_value());
+    EXPECT_EQ(rule.unless->client_ip[0].text, "10.0.0.0/8");
 }
 
 TEST(LoadPolicy, DuplicateRuleNamesAreReportedAtTheSecond) {
@@ -502,10 +513,26 @@ request_blocking:
     EXPECT_EQ(lines(r), "test.yaml:16:17: error: duplicate rule name 'x' (first at line 14)\n");
 }
 
-TEST(LoadPolicy, PresetsDoNotExistYet) {
-    const auto r = load(minimal("request_blocking:\n  - preset: exchange-shields\n"));
-    EXPECT_FALSE(r.config);
-    EXPECT_EQ(lines(r), "test.yaml:14:13: error: unknown preset 'exchange-shields'\n");
+TEST(LoadPolicy, PresetsExpandIntoNamedRules) {
+    const auto unknown = load(minimal("request_blocking:\n  - preset: nope\n"));
+    EXPECT_FALSE(unknown.config);
+    EXPECT_EQ(lines(unknown),
+              "test.yaml:14:13: error: unknown preset 'nope' (expected exchange-shields or "
+              "scanners)\n");
+    const auto r = load(
+        minimal("request_blocking:\n  - { preset: exchange-shields, admin_networks: [10.1.0.0/16], "
+                "report: [m1-1] }\n  - preset: scanners\n"));
+    ASSERT_TRUE(r.config) << lines(r);
+    std::vector<std::string> names;
+    for (const auto& rule : r.config->request_blocking) names.push_back(rule.name);
+    EXPECT_EQ(names, (std::vector<std::string>{
+                         "exchange-shields/proxylogon-cookies", "exchange-shields/m1-1",
+                         "exchange-shields/admin-paths", "exchange-shields/powershell",
+                         "exchange-shields/autodiscover-json", "scanners/user-agents"}));
+    EXPECT_EQ(r.config->request_blocking[1].mode, rule_mode::report);
+    EXPECT_FALSE(r.config->request_blocking[2].mode.has_value());
+    EXPECT_EQ(r.config->request_blocking[2].unless->client_ip[0].text, "10.1.0.0/16");
+    EXPECT_EQ(r.config->request_blocking[4].act, action::bad_request);
 }
 
 TEST(LoadPolicy, ConditionsCanBeSharedWithAliases) {
