@@ -53,6 +53,8 @@ Exchange protocol test controls (paths compared case-insensitively):
                              the challenge
       NTLM/Negotiate type 3  200 "authenticated" and the connection is authenticated, if this
                              connection issued a challenge; else 401 and a violation
+                             (401 instead with X-Test-Wrong-Password: 1)
+      Basic                  200 with the password Correct-Horse-1, else 401 (failed logins)
       ntlm_violations lists such type 3 messages; ntlm_connections_closed holds the ids of
       connections that served this path and were then closed by the peer.
   X-Test-Client: NAME on any request: connection_clients maps connection id -> names served;
@@ -120,6 +122,7 @@ LEAKY_HEADERS = [
 ]
 WBXML_EMPTY = b"\x03\x01\x6a\x00"  # WBXML 1.3, public id 1, UTF-8, empty string table
 EAS_MS_LOCATION = "https://mbx01.corp.local/Microsoft-Server-ActiveSync"
+BASIC_PASSWORD = "Correct-Horse-1"  # the one password EWS Basic accepts
 NTLM_SIGNATURE = b"NTLMSSP\0"
 RPC_CHANNEL_LENGTH = 1073741824  # what Outlook and Exchange declare for an RPC over HTTP channel
 OWA_PAGE = (
@@ -745,6 +748,15 @@ class _ConnectionHandler:
         unauthorized = (401, [("WWW-Authenticate", "Negotiate"),
                               ("WWW-Authenticate", "NTLM")], b"")
         scheme, _, token = (req.header("authorization") or "").strip().partition(" ")
+        if scheme.lower() == "basic":
+            # Basic on EWS: one valid password, so that failed logins can be tested.
+            try:
+                _, _, password = base64.b64decode(token.strip()).decode("utf-8").partition(":")
+            except (binascii.Error, ValueError):
+                password = ""
+            record["basic"] = "ok" if password == BASIC_PASSWORD else "wrong password"
+            return ok if password == BASIC_PASSWORD else (
+                401, [("WWW-Authenticate", 'Basic realm="mail"')], b"")
         if scheme.lower() not in ("ntlm", "negotiate"):
             record["ntlm"] = "authenticated" if self.ntlm_authenticated else "none"
             return ok if self.ntlm_authenticated else unauthorized
@@ -764,6 +776,9 @@ class _ConnectionHandler:
             type2 = (NTLM_SIGNATURE + (2).to_bytes(4, "little") + challenge).ljust(48, b"\0")
             return 401, [("WWW-Authenticate", "NTLM " + base64.b64encode(type2).decode())], b""
         if kind == 3:
+            if self.ntlm_challenge is not None and req.header("x-test-wrong-password"):
+                self.ntlm_challenge = None
+                return unauthorized  # the handshake completed with a wrong password
             if self.ntlm_challenge is not None:
                 self.ntlm_challenge = None
                 self.ntlm_authenticated = True

@@ -458,6 +458,7 @@ private:
         std::vector<std::pair<marked_string, std::vector<marked_string>>>& out);
     void read_ip_restrictions(const value_ref& v, ip_restrictions_section& out);
     void read_dynamic_ip(const value_ref& v, bool top_level, dynamic_ip_section& out);
+    void read_auth_failures(const value_ref& v, auth_failure_section& out);
 
     diagnostics& diags_;
     fs::path base_dir_;
@@ -668,15 +669,18 @@ std::optional<std::string> loader::readable_file(const value_ref& v, std::string
 }
 
 void loader::load(const YAML::Node& doc, root& out) {
-    auto top = open({doc, "the configuration", mark_of(doc)},
-                    {"server", "log", "listeners", "upstreams", "headers", "limits", "timeouts",
-                     "policy_mode", "request_blocking", "locations", "dynamic_ip_restrictions"});
+    auto top = open(
+        {doc, "the configuration", mark_of(doc)},
+        {"server", "log", "listeners", "upstreams", "headers", "limits", "timeouts", "policy_mode",
+         "request_blocking", "locations", "dynamic_ip_restrictions", "auth_failure_limits"});
     if (!top) return;
     if (auto f = top->get("server")) read_server(f->value, out.server);
     if (auto f = top->get("log")) read_log(f->value, out.log);
     if (auto f = require(*top, "listeners")) read_listeners(f->value, out.listeners);
     if (auto f = require(*top, "upstreams")) read_upstreams(f->value, out.upstreams);
     if (auto f = top->get("headers")) read_headers(f->value, out.headers);
+    if (auto f = top->get("auth_failure_limits"))
+        read_auth_failures(f->value, out.auth_failure_limits.emplace());
     if (auto f = top->get("dynamic_ip_restrictions")) {
         dynamic_ip_section d;
         read_dynamic_ip(f->value, true, d);
@@ -744,8 +748,11 @@ void loader::read_server(const value_ref& v, server_section& out) {
 }
 
 void loader::read_log(const value_ref& v, log_section& out) {
-    auto s = open(v, {"level", "access"});
+    auto s = open(v, {"level", "access", "user_names"});
     if (!s) return;
+    if (auto f = s->get("user_names")) {
+        if (auto b = boolean(f->value)) out.user_names = *b;
+    }
     if (auto f = s->get("level")) {
         if (auto level = choice<log_level>(f->value, {{"trace", log_level::trace},
                                                       {"debug", log_level::debug},
@@ -1394,9 +1401,9 @@ void loader::read_locations(const value_ref& v, std::vector<location_section>& o
 }
 
 void loader::read_location(const value_ref& v, location_section& out) {
-    auto s = open(
-        v, {"path", "kind", "upstream", "timeouts", "limits", "ip_restrictions", "request_blocking",
-            "headers", "dynamic_ip_restrictions", "dynamic_device_restrictions"});
+    auto s = open(v, {"path", "kind", "upstream", "timeouts", "limits", "ip_restrictions",
+                      "request_blocking", "headers", "dynamic_ip_restrictions",
+                      "dynamic_device_restrictions", "auth_failure_limits"});
     if (!s) return;
     out.mark = s->mark;
     if (auto f = s->get("kind")) {
@@ -1460,6 +1467,8 @@ void loader::read_location(const value_ref& v, location_section& out) {
         read_dynamic_ip(f->value, false, d);
         out.dynamic_ip_restrictions = std::move(d);
     }
+    if (auto f = s->get("auth_failure_limits"))
+        read_auth_failures(f->value, out.auth_failure_limits.emplace());
     if (auto f = s->get("dynamic_device_restrictions")) {
         dynamic_ip_section d;
         read_dynamic_ip(f->value, false, d);
@@ -1838,6 +1847,26 @@ void loader::read_ip_restrictions(const value_ref& v, ip_restrictions_section& o
                                                {"unauthorized", action::unauthorized},
                                                {"too_many_requests", action::too_many_requests}})) {
             out.act = *a;
+        }
+    }
+    if (auto f = s->get("mode")) out.mode = mode(f->value);
+}
+
+void loader::read_auth_failures(const value_ref& v, auth_failure_section& out) {
+    auto s = open(v, {"max_failures", "per", "cool_off", "mode"});
+    if (!s) return;
+    out.mark = s->mark;
+    if (auto f = s->get("max_failures")) {
+        if (auto n = integer(f->value, 1, 1000)) out.max_failures = *n;
+    }
+    for (auto [key, target] : {std::pair{"per", &out.per}, std::pair{"cool_off", &out.cool_off}}) {
+        if (auto f = s->get(key)) {
+            if (auto d = duration_value(f->value)) {
+                if (d->count() <= 0)
+                    error(f->value.mark, "'" + std::string(key) + "' must be longer than 0");
+                else
+                    *target = *d;
+            }
         }
     }
     if (auto f = s->get("mode")) out.mode = mode(f->value);

@@ -33,6 +33,7 @@ enum class log_level { trace, debug, info, warn, error };
 struct log_section {
     log_level level = log_level::info;
     std::string access = "stdout";  // "stdout" | "off" | a path
+    bool user_names = false;        // auth failure records name users in clear (else a salted hash)
     source_mark access_mark;
 };
 
@@ -54,6 +55,16 @@ enum class action {
     bad_request
 };
 enum class rule_mode { enforce, report };
+
+// R24: failed logins counted per user; past max_failures within `per` the user's attempts
+// are answered by mailgate until cool_off has passed, and never reach Active Directory.
+struct auth_failure_section {
+    std::uint64_t max_failures = 4;  // below the usual AD lockout threshold of 5
+    duration per{std::chrono::minutes(30)};
+    duration cool_off{std::chrono::minutes(30)};
+    std::optional<rule_mode> mode;
+    source_mark mark;
+};
 
 // `eas:` in a condition block: RE2 patterns (case-insensitive unless (?-i)) on the decoded
 // ActiveSync request. device_id patterns match the ASCII form or the lowercase hex form of
@@ -298,6 +309,7 @@ struct location_section {
     std::optional<dynamic_ip_section> dynamic_ip_restrictions;  // replaces the global one
     // The same limits keyed by ActiveSync device ID (kind: activesync locations only).
     std::optional<dynamic_ip_section> dynamic_device_restrictions;
+    std::optional<auth_failure_section> auth_failure_limits;  // replaces the global one
     source_mark mark;
     source_mark upstream_mark;
     source_mark kind_mark;
@@ -315,6 +327,7 @@ struct root {
     rule_mode policy_mode = rule_mode::enforce;  // report: every rule reports only
     std::vector<rule_section> request_blocking;  // global, evaluated before the location's
     std::optional<dynamic_ip_section> dynamic_ip_restrictions;
+    std::optional<auth_failure_section> auth_failure_limits;
     std::vector<location_section> locations;
 };
 

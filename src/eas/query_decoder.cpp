@@ -618,6 +618,11 @@ std::string_view describe(decode_error e) {
     return "unknown error";
 }
 
+std::string authorization_basic_user(std::string_view authorization) {
+    char buf[eas_facts::max_user];
+    return std::string(basic_user(authorization, buf));
+}
+
 std::string_view command_name(std::uint8_t code) {
     return code < command_names.size() ? command_names[code] : std::string_view{};
 }

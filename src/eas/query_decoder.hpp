@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include <boost/beast/http/fields.hpp>
@@ -138,6 +139,10 @@ decode_error decode(const request_input& in, eas_facts& out);
 // The same, reading the three headers from `headers`; any of them twice is an error.
 decode_error decode(std::string_view query, const boost::beast::http::fields& headers,
                     bool options_request, eas_facts& out);
+
+// The user name of `Authorization: Basic ...` credentials ("" for another scheme or malformed
+// credentials). At most two bytes of the password are ever decoded, into a wiped local.
+std::string authorization_basic_user(std::string_view authorization);
 
 // The canonical name of a base64 command code, or "" for an unassigned code.
 std::string_view command_name(std::uint8_t code);

@@ -100,7 +100,7 @@ void build_client_response(const beast::http::response_header<>& head, const hea
 }
 
 void build_error_reply(int status, const header_policy& policy, std::string_view hsts, bool close,
-                       std::string& out, std::uint32_t retry_after) {
+                       std::string& out, std::uint32_t retry_after, std::string_view extra_fields) {
     const auto reason = reason_phrase(status);
     out.append("HTTP/1.1 ");
     append_uint(out, static_cast<std::uint64_t>(status));
@@ -114,6 +114,7 @@ void build_error_reply(int status, const header_policy& policy, std::string_view
         append_uint(out, retry_after);
         out.append("\r\n");
     }
+    out.append(extra_fields);
     if (close) out.append("Connection: close\r\n");
     out.append("\r\n").append(reason).append("\n");
 }

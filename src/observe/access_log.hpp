@@ -36,6 +36,8 @@ struct access_record {
     // The decoded ActiveSync request (R29: user, device, command, version, policy key).
     // Never Authorization values: the decoder keeps only a Basic user name.
     const eas::eas_facts* eas = nullptr;
+    std::string_view auth_user;     // auth_failure_limits: salted hash (or the name)
+    std::string_view auth_outcome;  // failed | succeeded | throttled
 };
 
 class access_log {

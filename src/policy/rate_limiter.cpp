@@ -52,25 +52,30 @@ void rate_limiter::sweep(shard& sh, std::int64_t now) {
     });
 }
 
+rate_limiter::entry* rate_limiter::find_or_add(shard& sh, const key& k, std::int64_t now) {
+    if (auto it = sh.map.find(k); it != sh.map.end()) return &it->second;
+    if (sh.map.size() >= per_shard_cap_) sweep(sh, now);
+    if (sh.map.size() >= per_shard_cap_) {
+        // Full of live state: a new key goes untracked rather than evict a blocked one
+        // (evicting would let a spray of addresses unblock an attacker). Counted.
+        table_full_.fetch_add(1, std::memory_order_relaxed);
+        return nullptr;
+    }
+    return &sh.map.emplace(k, entry{}).first->second;
+}
+
 limit_decision rate_limiter::acquire(const key& k, const limit_settings& s,
                                      limiter_clock::time_point when, bool count_concurrent) {
     const std::int64_t now = ns(when);
     limit_decision d;
     auto& sh = shard_of(k);
     std::lock_guard lock(sh.mutex);
-    auto it = sh.map.find(k);
-    if (it == sh.map.end()) {
-        if (sh.map.size() >= per_shard_cap_) sweep(sh, now);
-        if (sh.map.size() >= per_shard_cap_) {
-            // Full of live state: a new address is let through untracked rather than evict
-            // a blocked one (evicting would let a spray of addresses unblock an attacker).
-            table_full_.fetch_add(1, std::memory_order_relaxed);
-            d.outcome = limit_outcome::untracked;
-            return d;
-        }
-        it = sh.map.emplace(k, entry{}).first;
+    entry* found = find_or_add(sh, k, now);
+    if (found == nullptr) {
+        d.outcome = limit_outcome::untracked;
+        return d;
     }
-    entry& e = it->second;
+    entry& e = *found;
     if (e.blocked_until > now) {
         d.outcome = limit_outcome::blocked;
         d.retry_after = seconds_up(e.blocked_until - now);
@@ -110,6 +115,43 @@ void rate_limiter::release(const key& k) {
     std::lock_guard lock(sh.mutex);
     if (auto it = sh.map.find(k); it != sh.map.end() && it->second.concurrent > 0)
         --it->second.concurrent;
+}
+
+bool rate_limiter::record_failure(const key& k, std::uint64_t max, std::chrono::nanoseconds per,
+                                  std::chrono::nanoseconds cool_off,
+                                  limiter_clock::time_point when) {
+    const std::int64_t now = ns(when);
+    auto& sh = shard_of(k);
+    std::lock_guard lock(sh.mutex);
+    entry* found = find_or_add(sh, k, now);
+    if (found == nullptr) return false;
+    entry& e = *found;
+    // GCRA with `max` cells per `per`: this failure takes one; when no cell is left for the
+    // next, the key has had `max` failures within `per`.
+    const std::int64_t interval =
+        std::max<std::int64_t>(per.count() / static_cast<std::int64_t>(max), 1);
+    const std::int64_t tolerance = per.count() - interval;
+    e.tat = std::max(e.tat, now) + interval;
+    if (e.tat - now > tolerance) {
+        e.blocked_until = now + cool_off.count();
+        return true;
+    }
+    return false;
+}
+
+std::uint32_t rate_limiter::blocked_for(const key& k, limiter_clock::time_point when) const {
+    const std::int64_t now = ns(when);
+    const auto& sh = shards_[key_hash{}(k) % shard_count];
+    std::lock_guard lock(sh.mutex);
+    const auto it = sh.map.find(k);
+    return it == sh.map.end() ? 0 : seconds_up(it->second.blocked_until - now);
+}
+
+void rate_limiter::reset(const key& k) {
+    auto& sh = shard_of(k);
+    std::lock_guard lock(sh.mutex);
+    if (auto it = sh.map.find(k); it != sh.map.end() && it->second.concurrent == 0)
+        sh.map.erase(it);
 }
 
 std::size_t rate_limiter::size() const {

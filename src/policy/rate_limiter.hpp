@@ -71,6 +71,15 @@ public:
     // Ends a request that held a concurrency slot.
     void release(const key& k);
 
+    // Failure counting (auth_failure_limits): `max` failures within `per` put the key in
+    // cool-off for `cool_off`. record_failure returns true when this failure did.
+    bool record_failure(const key& k, std::uint64_t max, std::chrono::nanoseconds per,
+                        std::chrono::nanoseconds cool_off, limiter_clock::time_point now);
+    // Seconds of cool-off left for `k` (0: not blocked). Takes nothing.
+    std::uint32_t blocked_for(const key& k, limiter_clock::time_point now) const;
+    // Forgets `k` (a success resets the count).
+    void reset(const key& k);
+
     std::size_t size() const;
     std::uint64_t table_full() const { return table_full_.load(std::memory_order_relaxed); }
 
@@ -92,6 +101,9 @@ private:
     shard& shard_of(const key& k);
     // Drops entries that carry no state any more (rate idle, not blocked, no slot held).
     static void sweep(shard& sh, std::int64_t now);
+    // The entry of `k` in `sh` (locked by the caller), made if need be; nullptr when the
+    // shard is full of live state.
+    entry* find_or_add(shard& sh, const key& k, std::int64_t now);
 
     std::array<shard, shard_count> shards_;
     std::size_t per_shard_cap_;

@@ -1,5 +1,6 @@
 #include "proxy/client_session.hpp"
 
+#include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
@@ -14,6 +15,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/read.hpp>
 
+#include "http/ascii.hpp"
 #include "http/connection_auth.hpp"
 #include "http/messages.hpp"
 #include "http/ms_location.hpp"
@@ -47,6 +49,47 @@ constexpr std::chrono::minutes rpc_min_idle{15};
 
 std::uint64_t body_limit(const exchange& ex) {
     return ex.rpc_channel ? rpc_channel_limit : ex.location->request_body;
+}
+
+// A limiter key for a client-chosen name (a device ID, a user): a SHA-256 prefix, so that
+// no one can choose a name that shares another's counters.
+policy::rate_limiter::key hashed_key(std::string_view name, std::uint32_t scope) {
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256(reinterpret_cast<const unsigned char*>(name.data()), name.size(), digest);
+    policy::rate_limiter::key key;
+    std::memcpy(key.address.data(), digest, key.address.size());
+    key.scope = scope;
+    return key;
+}
+
+// R24: lower case, "DOMAIN\user" -> "user", a UPN kept as it is.
+std::string normalize_user(std::string_view user) {
+    if (const auto slash = user.rfind('\\'); slash != std::string_view::npos)
+        user.remove_prefix(slash + 1);
+    std::string out(user);
+    for (char& c : out) c = http::ascii::to_lower(c);
+    return out;
+}
+
+// What the log shows of a user: 16 hex digits of SHA-256(salt, user). The salt is made per
+// process, so the hashes link a user's records without naming the user.
+std::string salted_user_hash(std::string_view user) {
+    static const auto salt = [] {
+        std::array<unsigned char, 16> s{};
+        RAND_bytes(s.data(), static_cast<int>(s.size()));
+        return s;
+    }();
+    std::string buf(reinterpret_cast<const char*>(salt.data()), salt.size());
+    buf.append(user);
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256(reinterpret_cast<const unsigned char*>(buf.data()), buf.size(), digest);
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out;
+    for (int i = 0; i < 8; ++i) {
+        out.push_back(hex[digest[i] >> 4]);
+        out.push_back(hex[digest[i] & 0xf]);
+    }
+    return out;
 }
 
 bool idempotent(bhttp::verb v) {
@@ -326,6 +369,12 @@ awaitable<bool> client_session::serve_one(bool first) {
         co_return keep_alive_after_denial;
     }
 
+    // Phase: auth_throttle (a user past auth_failure_limits is answered here).
+    if (!co_await apply_auth_throttle(ex, keep_alive_after_denial)) {
+        finish(ex);
+        co_return keep_alive_after_denial;
+    }
+
     // Phases: upstream peer, upstream request, forward, response policy.
     const bool keep_alive = co_await forward(ex, *ex.location);
     finish(ex);
@@ -549,6 +598,7 @@ awaitable<bool> client_session::forward(exchange& ex, const runtime::compiled_lo
     }
 
     pin = pin || (rp->get().result_int() == 401 && http::offers_connection_bound_auth(rp->get()));
+    note_auth_result(ex, rp->get().result_int());
     if (rp->get().result_int() == 451) {
         // R12: the device is told where to go next; never an internal name.
         auto& res = rp->get();
@@ -763,12 +813,7 @@ awaitable<bool> client_session::apply_dynamic_limits(exchange& ex, bool& keep_al
         !dev->exempt.contains(ex.client)) {
         // Device IDs are chosen by the client: keyed by a SHA-256 prefix, so that no one can
         // craft an ID that shares a victim device's counters.
-        unsigned char digest[SHA256_DIGEST_LENGTH];
-        SHA256(reinterpret_cast<const unsigned char*>(ex.eas->device_id_hex.data()),
-               ex.eas->device_id_hex.size(), digest);
-        policy::rate_limiter::key key;
-        std::memcpy(key.address.data(), digest, key.address.size());
-        key.scope = dev->scope;
+        const auto key = hashed_key(ex.eas->device_id_hex, dev->scope);
         if (!co_await apply_limit(ex, *dev, key, ex.device_slot, worker_.counters().dynamic_device,
                                   keep_alive))
             co_return false;
@@ -815,6 +860,67 @@ awaitable<bool> client_session::apply_limit(exchange& ex, const runtime::compile
     co_return false;
 }
 
+awaitable<bool> client_session::apply_auth_throttle(exchange& ex, bool& keep_alive) {
+    const auto* a = ex.location->auth_failures.get();
+    if (a == nullptr) co_return true;
+    const auto& req = ex.parser.get();
+    // The user whose password this request tries: Basic credentials, an NTLM type 3 message
+    // (type 1 is a handshake step, not an attempt), else the ActiveSync user.
+    std::string user;
+    std::string_view challenge;
+    for (const auto& f : req) {
+        if (f.name() != bhttp::field::authorization) continue;
+        const std::string_view v(f.value().data(), f.value().size());
+        if (auto basic = eas::authorization_basic_user(v); !basic.empty()) {
+            user = std::move(basic);
+            challenge = "WWW-Authenticate: Basic realm=\"mail\"\r\n";
+        } else if (auto ntlm = http::ntlm_authenticate_user(v)) {
+            user = std::move(*ntlm);
+            challenge = "WWW-Authenticate: NTLM\r\n";
+        }
+        break;
+    }
+    if (user.empty() && ex.eas != nullptr && !req.count(bhttp::field::authorization))
+        user = std::string(ex.eas->user);
+    if (user.empty()) co_return true;
+    ex.auth_user = normalize_user(user);
+    ex.auth_key = hashed_key(ex.auth_user, a->scope);
+    ex.auth_user_logged = snap_->log_user_names ? ex.auth_user : salted_user_hash(ex.auth_user);
+    const auto cool_off = worker_.limiter().blocked_for(ex.auth_key, clock::now());
+    if (cool_off == 0) co_return true;
+    const bool enforce = a->mode == config::rule_mode::enforce;
+    worker_.counters().auth_throttled[enforce ? 0 : 1].fetch_add(1, std::memory_order_relaxed);
+    // A Basic or NTLM client expects a 401 (and then asks its user); others get 429.
+    const auto act =
+        challenge.empty() ? config::action::too_many_requests : config::action::unauthorized;
+    if (enforce || ex.rule.empty()) {
+        ex.rule = a->rule;
+        ex.action = policy::to_string(act);
+        ex.mode = policy::to_string(a->mode);
+    }
+    ex.auth_outcome = "throttled";
+    if (!enforce) co_return true;
+    ex.error = "user in cool-off after failed logins";
+    ex.retry_after = cool_off;
+    ex.extra_fields = challenge;
+    keep_alive = co_await reply(ex, policy::status_of(act), http::has_body(ex.info));
+    co_return false;
+}
+
+void client_session::note_auth_result(exchange& ex, unsigned status) {
+    const auto* a = ex.location->auth_failures.get();
+    if (a == nullptr || ex.auth_user.empty() || status >= 500) return;
+    auto& limiter = worker_.limiter();
+    if (status == 401) {
+        worker_.counters().auth_failures.fetch_add(1, std::memory_order_relaxed);
+        limiter.record_failure(ex.auth_key, a->max_failures, a->per, a->cool_off, clock::now());
+        if (ex.auth_outcome.empty()) ex.auth_outcome = "failed";
+    } else {
+        limiter.reset(ex.auth_key);
+        if (ex.auth_outcome.empty()) ex.auth_outcome = "succeeded";
+    }
+}
+
 void client_session::abort_connection() {
     aborted_ = true;
     auto& socket = stream_.lowest_layer();
@@ -828,7 +934,7 @@ awaitable<bool> client_session::reply(exchange& ex, int status, bool close) {
     out_.clear();
     // Before a location is chosen the global policy applies; after, the location's.
     http::build_error_reply(status, ex.location ? ex.location->headers : snap_->headers,
-                            listener_->hsts, close, out_, ex.retry_after);
+                            listener_->hsts, close, out_, ex.retry_after, ex.extra_fields);
     ex.status = status;
     phase_ = phase::reply;
     arm(snap_->timeouts.send);
@@ -877,6 +983,8 @@ void client_session::finish(exchange& ex) {
     r.mode = ex.mode;
     r.error = ex.error;
     r.eas = ex.eas;
+    r.auth_user = ex.auth_user_logged;
+    r.auth_outcome = ex.auth_outcome;
     log.write(r);
 }
 

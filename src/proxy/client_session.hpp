@@ -96,6 +96,10 @@ private:
                                              limiter_slot& slot,
                                              std::atomic<std::uint64_t> (&counts)[3][2],
                                              bool& keep_alive);
+    // Phase auth_throttle (auth_failure_limits): a user in cool-off is answered here.
+    boost::asio::awaitable<bool> apply_auth_throttle(exchange& ex, bool& keep_alive);
+    // After the upstream's answer: a 401 to credentials is a failure, anything else a success.
+    void note_auth_result(exchange& ex, unsigned status);
     // Phase request_policy: returns false when the request must not go upstream.
     boost::asio::awaitable<bool> apply_policy(exchange& ex, bool& keep_alive);
     void finish(exchange& ex);

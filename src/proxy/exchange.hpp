@@ -50,6 +50,13 @@ struct exchange {
     limiter_slot slot;                    // dynamic_ip_restrictions concurrency
     limiter_slot device_slot;             // dynamic_device_restrictions concurrency
     std::uint32_t retry_after = 0;        // seconds, on a 429 of mailgate's own
+    std::string extra_fields;             // more header lines on mailgate's own reply
+    // auth_failure_limits: the normalized user of this request's credentials, its limiter
+    // key, and what the log shows of it (a salted hash unless log.user_names).
+    std::string auth_user;
+    policy::rate_limiter::key auth_key{};
+    std::string auth_user_logged;
+    std::string_view auth_outcome;  // "failed" | "succeeded" | "throttled"
 
     int status = 0;  // what the client was answered, 0 = nothing
     std::uint64_t bytes_in = 0;

@@ -35,6 +35,8 @@ struct worker_counters {
     // dynamic_ip_restrictions decisions: [rate|concurrent|blocked][enforce|report].
     std::atomic<std::uint64_t> dynamic_ip[3][2]{};
     std::atomic<std::uint64_t> dynamic_device[3][2]{};  // dynamic_device_restrictions, alike
+    std::atomic<std::uint64_t> auth_failures{0};        // upstream 401s to credentials
+    std::atomic<std::uint64_t> auth_throttled[2]{};     // answered locally [enforce|report]
     std::atomic<std::uint64_t> connections{0};
     std::atomic<std::uint64_t> requests{0};
     std::atomic<std::uint64_t> session_exceptions{0};

@@ -140,6 +140,22 @@ std::uint32_t scope_of(std::string_view path) {
 }
 
 void compile_locations(const config::root& cfg, snapshot& s, config::diagnostics& diags) {
+    const auto auth = [&](const config::auth_failure_section& a, std::string rule,
+                          std::uint32_t scope) {
+        auto out = std::make_shared<compiled_auth_failures>();
+        out->max_failures = a.max_failures;
+        out->per = a.per;
+        out->cool_off = a.cool_off;
+        out->mode = cfg.policy_mode == config::rule_mode::report
+                        ? config::rule_mode::report
+                        : a.mode.value_or(config::rule_mode::enforce);
+        out->rule = std::move(rule);
+        out->scope = scope;
+        return std::shared_ptr<const compiled_auth_failures>(std::move(out));
+    };
+    std::shared_ptr<const compiled_auth_failures> global_auth;
+    if (cfg.auth_failure_limits)
+        global_auth = auth(*cfg.auth_failure_limits, "auth_failure_limits", 0x40000000u);
     std::shared_ptr<const compiled_dynamic_ip> global_limits;
     if (cfg.dynamic_ip_restrictions)
         global_limits = compile_dynamic_ip(*cfg.dynamic_ip_restrictions, "dynamic_ip_restrictions",
@@ -168,6 +184,10 @@ void compile_locations(const config::root& cfg, snapshot& s, config::diagnostics
             l.timeouts.upstream_response.value_or(cfg.timeouts.upstream_response);
         out.request_body = l.request_body.value_or(cfg.limits.request_body);
         out.dynamic_ip = global_limits;
+        out.auth_failures = l.auth_failure_limits
+                                ? auth(*l.auth_failure_limits, l.path + "/auth_failure_limits",
+                                       scope_of(out.prefix) ^ 0x40000000u)
+                                : global_auth;
         if (l.dynamic_ip_restrictions)
             out.dynamic_ip =
                 compile_dynamic_ip(*l.dynamic_ip_restrictions, l.path + "/dynamic_ip_restrictions",
@@ -211,6 +231,7 @@ std::shared_ptr<const snapshot> build_snapshot(const config::root& cfg,
     }
     s->access_log = cfg.log.access;
     s->log_level = cfg.log.level;
+    s->log_user_names = cfg.log.user_names;
     s->head_limits = {cfg.limits.request_line, cfg.limits.request_headers, cfg.limits.header_count};
     s->timeouts = {cfg.timeouts.tls_handshake, cfg.timeouts.request_header, cfg.timeouts.idle,
                    cfg.timeouts.upstream_connect, cfg.timeouts.send};

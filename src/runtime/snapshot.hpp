@@ -65,6 +65,15 @@ struct compiled_dynamic_ip {
     std::uint32_t scope = 0;  // the limiter's key scope: 0 global, else from the location path
 };
 
+// auth_failure_limits, compiled.
+struct compiled_auth_failures {
+    std::uint64_t max_failures = 4;
+    std::chrono::nanoseconds per{}, cool_off{};
+    config::rule_mode mode = config::rule_mode::enforce;
+    std::string rule;  // "auth_failure_limits" or "<path>/auth_failure_limits"
+    std::uint32_t scope = 0;
+};
+
 struct compiled_location {
     std::string prefix;  // normalized (lower case, no trailing slash except "/")
     config::location_kind kind = config::location_kind::generic;
@@ -76,6 +85,7 @@ struct compiled_location {
     http::header_policy headers;  // the global policy with this location's own on top
     std::shared_ptr<const compiled_dynamic_ip> dynamic_ip;      // its own, else the global, or null
     std::shared_ptr<const compiled_dynamic_ip> dynamic_device;  // keyed by ActiveSync device ID
+    std::shared_ptr<const compiled_auth_failures> auth_failures;  // its own, else the global
 };
 
 struct timeout_set {
@@ -97,6 +107,7 @@ struct snapshot {
     std::optional<boost::asio::ip::tcp::endpoint> admin;
     std::string access_log;  // "stdout" | "off" | path
     config::log_level log_level = config::log_level::info;
+    bool log_user_names = false;  // else users appear as a salted hash in auth failure records
 
     // Longest prefix on a path segment boundary: "/owa" serves "/owa" and "/owa/x" but not
     // "/owax" (as an IIS application would). nullptr when nothing matches.

@@ -126,3 +126,26 @@ TEST(RateLimiter, BlockedEntriesAreNotEvictedByASpray) {
     }
     EXPECT_EQ(l.acquire(k, s, t0 + 20s, true).outcome, limit_outcome::blocked);
 }
+
+TEST(RateLimiter, FailuresPutAKeyInCoolOffAndASuccessResetsIt) {
+    rate_limiter l;
+    const auto k = rate_limiter::make_key(a, 7);
+    const auto per = std::chrono::nanoseconds(30min), cool = std::chrono::nanoseconds(30min);
+    EXPECT_FALSE(l.record_failure(k, 4, per, cool, t0));
+    EXPECT_FALSE(l.record_failure(k, 4, per, cool, t0 + 1min));
+    EXPECT_FALSE(l.record_failure(k, 4, per, cool, t0 + 2min));
+    EXPECT_EQ(l.blocked_for(k, t0 + 2min), 0u);
+    EXPECT_TRUE(l.record_failure(k, 4, per, cool, t0 + 3min));  // the 4th within 30 min
+    EXPECT_EQ(l.blocked_for(k, t0 + 3min), 1800u);
+    EXPECT_EQ(l.blocked_for(k, t0 + 32min), 60u);
+    EXPECT_EQ(l.blocked_for(k, t0 + 33min), 0u);  // cool-off over
+    // A success forgets the count.
+    const auto k2 = rate_limiter::make_key(b, 7);
+    for (int i = 0; i < 3; ++i) l.record_failure(k2, 4, per, cool, t0);
+    l.reset(k2);
+    EXPECT_FALSE(l.record_failure(k2, 4, per, cool, t0));
+    // Failures spread thinner than 4 per 30 min never block.
+    const auto k3 = rate_limiter::make_key(a, 8);
+    for (int i = 0; i < 20; ++i)
+        EXPECT_FALSE(l.record_failure(k3, 4, per, cool, t0 + i * 8min)) << i;
+}
