@@ -55,6 +55,7 @@ Exchange protocol test controls (paths compared case-insensitively):
                              connection issued a challenge; else 401 and a violation
                              (401 instead with X-Test-Wrong-Password: 1)
       Basic                  200 with the password Correct-Horse-1, else 401 (failed logins)
+  Expect: 100-continue with X-Test-Reject-Expect: N  N instead of 100 Continue, body unread
       ntlm_violations lists such type 3 messages; ntlm_connections_closed holds the ids of
       connections that served this path and were then closed by the peer.
   X-Test-Client: NAME on any request: connection_clients maps connection id -> names served;
@@ -613,6 +614,13 @@ class _ConnectionHandler:
             if (req.header("expect", "").lower() == "100-continue"
                     and req.version == "HTTP/1.1"):
                 record["expect_continue"] = True
+                reject = req.header("x-test-reject-expect")
+                if reject:
+                    # A final answer instead of 100 Continue: the body is never read.
+                    record["status"] = int(reject)
+                    self.respond(req, int(reject), [("Content-Type", "text/plain")],
+                                 b"declined\n", close=True)
+                    return False
                 self.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
         path = req.path.lower()
         if path == "/rpc/rpcproxy.dll" and req.method == "RPC_IN_DATA":

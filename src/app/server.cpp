@@ -23,16 +23,20 @@
 #include "observe/access_log.hpp"
 #include "observe/admin.hpp"
 #include "proxy/worker.hpp"
+#include "tls/extended_protection.hpp"
 
 namespace mailgate::app {
 namespace asio = boost::asio;
 
 std::shared_ptr<const runtime::snapshot> load_snapshot(const std::string& path,
-                                                       config::diagnostics& diags) {
+                                                       config::diagnostics& diags,
+                                                       config::root* loaded_config) {
     auto loaded = config::load_file(path);
     diags = std::move(loaded.diags);
     if (!loaded.config || diags.has_errors()) return nullptr;
-    return runtime::build_snapshot(*loaded.config, diags);
+    auto snap = runtime::build_snapshot(*loaded.config, diags);
+    if (snap && loaded_config) *loaded_config = std::move(*loaded.config);
+    return snap;
 }
 
 void print_diagnostics(const config::diagnostics& diags) {
@@ -41,9 +45,11 @@ void print_diagnostics(const config::diagnostics& diags) {
 
 int check(const std::string& path) {
     config::diagnostics diags(path);
-    const auto snap = load_snapshot(path, diags);
+    config::root cfg;
+    const auto snap = load_snapshot(path, diags, &cfg);
+    if (snap) tls::check_extended_protection(cfg, *snap, diags);
     print_diagnostics(diags);
-    if (!snap) return 1;
+    if (!snap || diags.has_errors()) return 1;
     std::cerr << path << ": configuration is valid\n";
     return 0;
 }
@@ -144,6 +150,17 @@ std::string metrics_text(const std::vector<std::unique_ptr<proxy::worker>>& work
                      n);
             }
     };
+    std::uint64_t failures = 0, throttled[2] = {0, 0};
+    for (const auto& w : workers) {
+        failures += w->counters().auth_failures.load(std::memory_order_relaxed);
+        for (int m = 0; m < 2; ++m)
+            throttled[m] += w->counters().auth_throttled[m].load(std::memory_order_relaxed);
+    }
+    out += "# TYPE mailgate_auth_failures_total counter\n";
+    line("mailgate_auth_failures_total", "", failures);
+    out += "# TYPE mailgate_auth_throttled_total counter\n";
+    line("mailgate_auth_throttled_total", "mode=\"enforce\"", throttled[0]);
+    line("mailgate_auth_throttled_total", "mode=\"report\"", throttled[1]);
     decisions(
         "mailgate_dynamic_ip_decisions_total",
         [](const proxy::worker& w) -> const decision_counts& { return w.counters().dynamic_ip; });
@@ -191,11 +208,15 @@ int run(const std::string& path) {
     spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
 
     config::diagnostics diags(path);
-    auto snap = load_snapshot(path, diags);
+    config::root cfg;
+    auto snap = load_snapshot(path, diags, &cfg);
+    std::vector<std::string> same_certificates;
+    if (snap) same_certificates = tls::check_extended_protection(cfg, *snap, diags);
     print_diagnostics(diags);
-    if (!snap) return 1;
+    if (!snap || diags.has_errors()) return 1;  // e.g. require_same_certificate, and they differ
     spdlog::set_level(to_spdlog(snap->log_level));
     log_tls_summary(*snap);
+    for (const auto& line : same_certificates) spdlog::info("{}", line);
 
     // Key material must never reach a core file or a debugger attached by another user.
     ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -282,6 +303,8 @@ int run(const std::string& path) {
                 std::_Exit(130);
             }
             if (sig == SIGHUP) {
+                // No Extended Protection comparison here: it connects to every upstream, and
+                // a reload must stay quick and never wait on the network. It runs at start.
                 config::diagnostics reload_diags(path);
                 auto next = load_snapshot(path, reload_diags);
                 print_diagnostics(reload_diags);

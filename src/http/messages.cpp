@@ -43,6 +43,8 @@ void build_upstream_request(const beast::http::request_header<>& head, const req
     }
     append_field(out, "X-Forwarded-For", client_ip);
     append_field(out, "X-Forwarded-Proto", "https");
+    // R27: 100-continue is the upstream's to answer; any other expectation was refused.
+    if (info.expect_continue && has_body(info)) append_field(out, "Expect", "100-continue");
     switch (info.framing) {
         case body_framing::none:
             break;

@@ -486,6 +486,7 @@ awaitable<bool> client_session::forward(exchange& ex, const runtime::compiled_lo
         }
     }
     bool pin = pinned || http::carries_connection_bound_auth(req);
+    bool body_skipped = false;  // the upstream gave its final answer before wanting the body
     for (int attempt = 0; attempt < 2; ++attempt) {
         if (!pinned) conn = attempt == 0 ? pool.take(server, clock::now()) : nullptr;
         const bool reused = conn != nullptr && !pinned;
@@ -521,17 +522,55 @@ awaitable<bool> client_session::forward(exchange& ex, const runtime::compiled_lo
             co_return false;
         }
 
+        body_skipped = false;
         if (has_body) {
             if (ex.info.expect_continue) {
-                phase_ = phase::reply;
-                arm(snap_->timeouts.send);
-                static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
-                auto [cec, cn] = co_await asio::async_write(stream_, asio::buffer(cont), use_tuple);
-                if (cec) {
-                    upstream_ = nullptr;
-                    co_return false;
+                // R27: the upstream decides. Its 100 Continue is relayed and the body follows;
+                // a final answer instead (401, 413, 417...) goes to the client with no body
+                // byte sent, as Exchange means it to.
+                phase_ = phase::upstream_response;
+                arm(loc.upstream_response);
+                int status = 0;
+                do {
+                    rp.emplace();
+                    rp->header_limit(upstream_header_limit);
+                    rp->body_limit(boost::none);
+                    auto [hec, hn] = co_await bhttp::async_read_header(conn->stream, conn->buffer,
+                                                                       *rp, use_tuple);
+                    if (hec) {
+                        upstream_ = nullptr;
+                        const bool timeout = std::exchange(timed_out_, false);
+                        ex.error = timeout ? "upstream response timeout"
+                                           : "upstream response: " + hec.message();
+                        co_await reply(ex, timeout ? 504 : 502, true);
+                        co_return false;
+                    }
+                    status = static_cast<int>(rp->get().result_int());
+                } while (status > 100 && status < 200 && status != 101);
+                if (status == 100) {
+                    rp.reset();
+                    phase_ = phase::reply;
+                    arm(snap_->timeouts.send);
+                    static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
+                    auto [cec, cn] =
+                        co_await asio::async_write(stream_, asio::buffer(cont), use_tuple);
+                    if (cec) {
+                        upstream_ = nullptr;
+                        co_return false;
+                    }
+                } else {
+                    body_skipped = true;
+                    ex.info.keep_alive = false;  // the unread body ends the connection
+                    if (status == 101) {
+                        upstream_ = nullptr;
+                        ex.error = "upstream response: 101 refused";
+                        co_await reply(ex, 502, true);
+                        co_return false;
+                    }
                 }
             }
+        }
+        if (has_body && !body_skipped) {
             phase_ = phase::read_body;
             const auto r =
                 co_await relay_body(ex.parser, stream_, buffer_, idle_timeout_, conn->stream,
@@ -553,6 +592,11 @@ awaitable<bool> client_session::forward(exchange& ex, const runtime::compiled_lo
             }
         }
 
+        if (body_skipped) {
+            ex.upstream_ms = ms_since(t0);
+            conn->requests++;
+            break;
+        }
         // The wait may last an hour (a Ping): hold no relay or head buffer through it.
         relay_buffer_.reset();
         if (buffer_.size() == 0) buffer_.shrink_to_fit();
@@ -565,7 +609,7 @@ awaitable<bool> client_session::forward(exchange& ex, const runtime::compiled_lo
         auto [rec, rn] =
             co_await bhttp::async_read_header(conn->stream, conn->buffer, *rp, use_tuple);
         // Interim 1xx responses (other than 101, which cannot happen without Upgrade) are
-        // consumed here: mailgate answered any 100-continue itself.
+        // consumed here: a 100 Continue was relayed above, or comes unasked.
         while (!rec && rp->get().result_int() >= 100 && rp->get().result_int() < 200 &&
                rp->get().result_int() != 101) {
             rp.emplace();
@@ -612,6 +656,7 @@ awaitable<bool> client_session::forward(exchange& ex, const runtime::compiled_lo
     }
     bool reusable = false;
     bool keep_alive = co_await relay_response(ex, loc, *conn, *rp, reusable);
+    if (body_skipped) reusable = false;  // it may still wait for the body it declined
     upstream_ = nullptr;
     if (pin) {
         if (reusable) {

@@ -353,6 +353,38 @@ def test_expect_100_continue_raw(mailgate, origin):
         s.close()
 
 
+def test_expect_100_continue_is_the_upstreams_to_answer(mailgate, origin):
+    """R27: the origin's 100 Continue is what the client gets, and the origin saw the
+    expectation; an origin that answers 401 at once gets no body byte, and the client the 401."""
+    mg = mailgate()
+    body = os.urandom(20000)
+    s = util.tls_connect(mg.port, mg.ca, timeout=10)
+    try:
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body))
+        rd = util.HTTPReader(s)
+        assert rd.read_head()[1] == 100
+        s.sendall(body)
+        r = rd.read_response()
+        assert r.status == 200 and r.json()["expect_continue"] is True, r.json()
+    finally:
+        s.close()
+    before = origin.bytes_received
+    s = util.tls_connect(mg.port, mg.ca, timeout=10)
+    try:
+        s.sendall(b"POST /EWS/Exchange.asmx HTTP/1.1\r\nHost: localhost\r\n"
+                  b"Expect: 100-continue\r\nX-Test-Reject-Expect: 401\r\n"
+                  b"Content-Length: 1000000\r\n\r\n")
+        rd = util.HTTPReader(s)
+        r = rd.read_response(skip_interim=False)
+        assert r.status == 401, r
+        assert r.header("Connection") == "close"
+        assert util.is_closed(s, 5)
+    finally:
+        s.close()
+    assert origin.bytes_received - before < 2000  # the head only, no body
+
+
 # --------------------------------------------------------------------------- connections
 
 def test_pipelined_requests_in_order(mailgate, origin):

@@ -316,7 +316,9 @@ def test_example_file_as_written(mailgate, origin, certs):
                          ("/Microsoft-Server-ActiveSync/approved-mail-clients", "abort",
                           "enforce"): 1,
                          ("/servlet/ip_restrictions", "forbidden", "enforce"): 1,
-                         ("/ecp/ip_restrictions", "abort", "enforce"): 1})
+                         # The exchange-shields preset (global) stops /ecp and /powershell
+                         # before the locations' own ip_restrictions are asked.
+                         ("global/exchange-shields/admin-paths", "abort", "enforce"): 2})
 
 
 # =========================================================================== the blog: "/"
