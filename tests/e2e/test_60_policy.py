@@ -286,6 +286,7 @@ def test_example_file_as_written(mailgate, origin, certs):
     admin = free_port()
     subs = [
         ('address: "127.0.0.1:8443"', 'address: "127.0.0.1:0"'),
+        ('address: "127.0.0.1:8080"', 'address: "127.0.0.1:0"'),
         ("admin: 127.0.0.1:9901", "admin: 127.0.0.1:%d" % admin),
         ("demo/certs/mail-ecdsa.pem", str(certs.mail_ecdsa_cert)),
         ("demo/certs/mail-ecdsa.key", str(certs.mail_ecdsa_key)),
