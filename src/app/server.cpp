@@ -3,6 +3,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
@@ -276,6 +277,52 @@ int run(const std::string& path) {
     }
     asio::signal_set signals(control, SIGTERM, SIGINT, SIGHUP);
     asio::steady_timer drain_timer(control);
+    asio::steady_timer watch_timer(control);
+    // The device lists (device_id_file) are re-read when they change, not only on SIGHUP:
+    // a lost phone is blocked within seconds of its ID landing in the file.
+    const auto file_stamps = [](const runtime::snapshot& s) {
+        std::vector<std::pair<std::int64_t, std::int64_t>> out;
+        for (const auto& f : s.watched_files) {
+            struct stat st {};
+            if (::stat(f.c_str(), &st) == 0)
+                out.emplace_back(st.st_mtim.tv_sec * 1'000'000'000ll + st.st_mtim.tv_nsec,
+                                 static_cast<std::int64_t>(st.st_size));
+            else
+                out.emplace_back(-1, -1);
+        }
+        return out;
+    };
+    auto stamps = file_stamps(*snap);
+    const auto reload = [&](std::string_view why) {
+        // No Extended Protection comparison here: it connects to every upstream, and
+        // a reload must stay quick and never wait on the network. It runs at start.
+        config::diagnostics reload_diags(path);
+        auto next = load_snapshot(path, reload_diags);
+        print_diagnostics(reload_diags);
+        if (!next) {
+            spdlog::error("reload ({}) failed; keeping the running configuration", why);
+        } else if (!same_listeners(*holder.load(), *next)) {
+            spdlog::error("reload refused: listener names or addresses changed (restart needed)");
+        } else {
+            log_tls_summary(*next);
+            stamps = file_stamps(*next);
+            holder.store(std::move(next));
+            spdlog::info("configuration reloaded ({})", why);
+        }
+    };
+    std::function<void()> watch_files = [&] {
+        watch_timer.expires_after(std::chrono::seconds(1));
+        watch_timer.async_wait([&](boost::system::error_code ec) {
+            if (ec) return;
+            const auto current = holder.load();
+            if (!current->watched_files.empty() && file_stamps(*current) != stamps) {
+                stamps = file_stamps(*current);  // a broken file is reported once, not each second
+                reload("a device_id_file changed");
+            }
+            watch_files();
+        });
+    };
+    watch_files();
     int exit_code = 0;
     std::function<void()> wait_signal;
     std::function<void(std::chrono::steady_clock::time_point)> wait_drained;
@@ -303,25 +350,12 @@ int run(const std::string& path) {
                 std::_Exit(130);
             }
             if (sig == SIGHUP) {
-                // No Extended Protection comparison here: it connects to every upstream, and
-                // a reload must stay quick and never wait on the network. It runs at start.
-                config::diagnostics reload_diags(path);
-                auto next = load_snapshot(path, reload_diags);
-                print_diagnostics(reload_diags);
-                if (!next) {
-                    spdlog::error("reload failed; keeping the running configuration");
-                } else if (!same_listeners(*holder.load(), *next)) {
-                    spdlog::error(
-                        "reload refused: listener names or addresses changed (restart needed)");
-                } else {
-                    log_tls_summary(*next);
-                    holder.store(std::move(next));
-                    spdlog::info("configuration reloaded");
-                }
+                reload("SIGHUP");
                 wait_signal();
                 return;
             }
             spdlog::info("SIGTERM: draining (up to {} ms)", holder.load()->drain_timeout.count());
+            watch_timer.cancel();
             for (auto& w : workers) w->begin_drain();
             wait_drained(std::chrono::steady_clock::now() + holder.load()->drain_timeout);
         });

@@ -232,6 +232,11 @@ std::shared_ptr<const snapshot> build_snapshot(const config::root& cfg,
     s->access_log = cfg.log.access;
     s->log_level = cfg.log.level;
     s->log_user_names = cfg.log.user_names;
+    for (const auto& loc : cfg.locations)
+        for (const auto& rule : loc.request_blocking)
+            for (const auto* block : {&rule.condition, rule.unless ? &*rule.unless : nullptr})
+                if (block && block->eas && block->eas->device_id_file)
+                    s->watched_files.push_back(*block->eas->device_id_file);
     s->head_limits = {cfg.limits.request_line, cfg.limits.request_headers, cfg.limits.header_count};
     s->timeouts = {cfg.timeouts.tls_handshake, cfg.timeouts.request_header, cfg.timeouts.idle,
                    cfg.timeouts.upstream_connect, cfg.timeouts.send};

@@ -107,7 +107,10 @@ struct snapshot {
     std::optional<boost::asio::ip::tcp::endpoint> admin;
     std::string access_log;  // "stdout" | "off" | path
     config::log_level log_level = config::log_level::info;
-    bool log_user_names = false;  // else users appear as a salted hash in auth failure records
+    bool log_user_names = false;
+    // Files whose change reloads the configuration, as SIGHUP does (device_id_file lists).
+    std::vector<std::string>
+        watched_files;  // else users appear as a salted hash in auth failure records
 
     // Longest prefix on a path segment boundary: "/owa" serves "/owa" and "/owa/x" but not
     // "/owax" (as an IIS application would). nullptr when nothing matches.

@@ -196,3 +196,20 @@ def test_generic_location_does_not_decode(mailgate, origin):
     assert r.status == 405 and origin.requests == before + 1, r.status  # the origin's 405
     rec = mg.wait_access(1)[-1]
     assert "eas" not in rec, rec
+
+
+def test_device_id_file_change_takes_effect_without_a_signal(mailgate, origin, tmp_path):
+    ids = tmp_path / "blocked-devices.txt"
+    ids.write_text("someotherdevice\n")
+    rules = [{"name": "blocked-devices", "if": {"eas": {"device_id_file": str(ids)}},
+              "action": "forbidden"}]
+    mg = mailgate(eas_config(rules=rules))
+    v4 = EAS + "?jQAJBBBOaW5lMzQyQkEzRjNFNkM2BAAAAAAHQW5kcm9pZAcBAA=="
+    assert post(mg, v4).status == 200
+    ids.write_text("someotherdevice\nNine342BA3F3E6C6\n")
+    assert mg.wait_stderr(r"configuration reloaded \(a device_id_file changed\)", 10), mg.stderr
+    assert post(mg, v4).status == 403
+    # A broken file keeps the running list (and says so), as a bad SIGHUP reload does.
+    ids.write_text("bad id with spaces\n")
+    assert mg.wait_stderr(r"reload \(a device_id_file changed\) failed", 10), mg.stderr
+    assert post(mg, v4).status == 403
