@@ -129,6 +129,13 @@ std::string metrics_text(const std::vector<std::unique_ptr<proxy::worker>>& work
     };
     out += "# TYPE mailgate_connections_total counter\n";
     line("mailgate_connections_total", "", connections);
+    std::uint64_t refused[2] = {0, 0};
+    for (const auto& w : workers)
+        for (int i = 0; i < 2; ++i)
+            refused[i] += w->counters().connections_refused[i].load(std::memory_order_relaxed);
+    out += "# TYPE mailgate_connections_refused_total counter\n";
+    line("mailgate_connections_refused_total", "limit=\"connections\"", refused[0]);
+    line("mailgate_connections_refused_total", "limit=\"connections_per_ip\"", refused[1]);
     out += "# TYPE mailgate_connections_active gauge\n";
     line("mailgate_connections_active", "", active);
     out += "# TYPE mailgate_requests_total counter\n";

@@ -1349,7 +1349,8 @@ void loader::read_header_removals(const value_ref& v, std::vector<std::string>& 
 }
 
 void loader::read_limits(const value_ref& v, limits_section& out) {
-    auto s = open(v, {"request_line", "request_headers", "request_body", "header_count"});
+    auto s = open(v, {"request_line", "request_headers", "request_body", "header_count",
+                      "connections", "connections_per_ip"});
     if (!s) return;
     for (auto [key, target] : {std::pair{"request_line", &out.request_line},
                                std::pair{"request_headers", &out.request_headers}}) {
@@ -1368,6 +1369,12 @@ void loader::read_limits(const value_ref& v, limits_section& out) {
     }
     if (auto f = s->get("request_body")) {
         if (auto n = size(f->value)) out.request_body = *n;
+    }
+    for (auto [key, target] : {std::pair{"connections", &out.connections},
+                               std::pair{"connections_per_ip", &out.connections_per_ip}}) {
+        if (auto f = s->get(key)) {
+            if (auto n = integer(f->value, 1, 10000000)) *target = *n;
+        }
     }
     if (auto f = s->get("header_count")) {
         if (auto n = integer(f->value, 1, 10000)) out.header_count = static_cast<unsigned>(*n);

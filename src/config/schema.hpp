@@ -276,6 +276,12 @@ struct limits_section {
     std::uint64_t request_headers = 16 * 1024;
     unsigned header_count = 100;
     std::uint64_t request_body = 150ull * 1024 * 1024;
+    // Past `connections` open client connections (all listeners and workers), a new one is
+    // accepted and closed at once; likewise past `connections_per_ip` from one address
+    // (the socket peer; not applied to trusted proxies and PROXY protocol listeners, whose
+    // peer is a load balancer).
+    std::uint64_t connections = 50000;
+    std::uint64_t connections_per_ip = 200;
 };
 
 struct timeouts_section {

@@ -135,11 +135,13 @@ char* frame_chunk(char* data, std::size_t n) {
 
 }  // namespace
 
-void start_session(worker& w, asio::ip::tcp::socket socket, std::size_t listener_index) {
+void start_session(worker& w, asio::ip::tcp::socket socket, std::size_t listener_index,
+                   connection_ticket ticket) {
     boost::system::error_code ec;
     socket.set_option(asio::ip::tcp::no_delay(true), ec);
     auto session = std::make_unique<client_session>(w, std::move(socket), listener_index,
                                                     w.snapshots().load());
+    session->adopt(std::move(ticket));
     auto* raw = session.get();
     asio::co_spawn(
         w.io(),

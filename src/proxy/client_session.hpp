@@ -16,6 +16,7 @@
 #include "eas/query_decoder.hpp"
 #include "proxy/exchange.hpp"
 #include "proxy/upstream_pool.hpp"
+#include "proxy/worker.hpp"
 #include "runtime/snapshot.hpp"
 
 namespace mailgate::proxy {
@@ -23,10 +24,13 @@ namespace mailgate::proxy {
 class worker;
 
 // Spawns the session coroutine on the worker's io_context.
-void start_session(worker& w, boost::asio::ip::tcp::socket socket, std::size_t listener_index);
+void start_session(worker& w, boost::asio::ip::tcp::socket socket, std::size_t listener_index,
+                   connection_ticket ticket);
 
 class client_session {
 public:
+    // Holds the connection's share of the connection limits for the session's life.
+    void adopt(connection_ticket t) { ticket_ = std::move(t); }
     client_session(worker& w, boost::asio::ip::tcp::socket socket, std::size_t listener_index,
                    std::shared_ptr<const runtime::snapshot> snap);
     client_session(const client_session&) = delete;
@@ -119,6 +123,7 @@ private:
     std::string socket_peer_text_;  // the TCP peer (a load balancer, with PROXY protocol)
     std::string out_;               // heads being written
     std::unique_ptr<char[]> relay_buffer_;
+    connection_ticket ticket_;  // this connection's share of the connection limits
     eas::eas_facts eas_;
     // R18: an upstream connection that NTLM/Negotiate bound to this client connection. It
     // never goes back to a pool and closes with this session; `pinned_snap_` keeps its TLS

@@ -25,7 +25,7 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 awaitable<void> serve_redirect(worker& w, asio::ip::tcp::socket socket,
                                std::shared_ptr<const runtime::snapshot> snap,
-                               std::size_t listener_index) {
+                               std::size_t listener_index, connection_ticket ticket) {
     const auto& listener = snap->listeners[listener_index];
     const auto& settings = *listener.http_redirect;
     observe::access_record rec;
@@ -109,13 +109,16 @@ awaitable<void> serve_redirect(worker& w, asio::ip::tcp::socket socket,
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     if (w.access_log().enabled()) w.access_log().write(rec);
     (void)wec;
+    (void)ticket;  // held by this frame until here: the connection counts until it closes
 }
 
 }  // namespace
 
-void start_redirect_session(worker& w, asio::ip::tcp::socket socket, std::size_t listener_index) {
+void start_redirect_session(worker& w, asio::ip::tcp::socket socket, std::size_t listener_index,
+                            connection_ticket ticket) {
     asio::co_spawn(w.io(),
-                   serve_redirect(w, std::move(socket), w.snapshots().load(), listener_index),
+                   serve_redirect(w, std::move(socket), w.snapshots().load(), listener_index,
+                                  std::move(ticket)),
                    asio::detached);
 }
 

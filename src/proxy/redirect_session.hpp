@@ -6,11 +6,11 @@
 
 #include <boost/asio/ip/tcp.hpp>
 
+#include "proxy/worker.hpp"
+
 namespace mailgate::proxy {
 
-class worker;
-
 void start_redirect_session(worker& w, boost::asio::ip::tcp::socket socket,
-                            std::size_t listener_index);
+                            std::size_t listener_index, connection_ticket ticket);
 
 }  // namespace mailgate::proxy

@@ -41,10 +41,18 @@ void worker::accept_loop(std::size_t i) {
         if (!ec) {
             counters_.connections.fetch_add(1, std::memory_order_relaxed);
             const auto listener = acceptors_[i].second;
-            if (snapshots_.load()->listeners[listener].http_redirect)
-                start_redirect_session(*this, std::move(socket), listener);
-            else
-                start_session(*this, std::move(socket), listener);
+            if (auto ticket = admit(socket, listener)) {
+                if (snapshots_.load()->listeners[listener].http_redirect)
+                    start_redirect_session(*this, std::move(socket), listener, std::move(*ticket));
+                else
+                    start_session(*this, std::move(socket), listener, std::move(*ticket));
+            } else {
+                // Accepted and closed at once (an RST: nothing was read), and the loop keeps
+                // accepting: refusing to accept would leave the backlog to the flood.
+                boost::system::error_code ec2;
+                socket.set_option(asio::socket_base::linger(true, 0), ec2);
+                socket.close(ec2);
+            }
         } else if (ec == asio::error::operation_aborted) {
             return;
         } else {
@@ -54,6 +62,45 @@ void worker::accept_loop(std::size_t i) {
         accept_loop(i);
     });
     (void)listener_index;
+}
+
+std::optional<connection_ticket> worker::admit(const asio::ip::tcp::socket& socket,
+                                               std::size_t listener_index) {
+    // Process-wide: every worker and listener counts against one limit.
+    static std::atomic<std::size_t> open_connections{0};
+    const auto snap = snapshots_.load();
+    const auto now = clock::now();
+    const auto refuse = [&](int which, std::string_view what) -> std::optional<connection_ticket> {
+        counters_.connections_refused[which].fetch_add(1, std::memory_order_relaxed);
+        if (now - last_refusal_log_ >= std::chrono::seconds(1)) {  // at most once a second
+            last_refusal_log_ = now;
+            spdlog::warn("worker {}: connection refused: {}", id_, what);
+        }
+        return std::nullopt;
+    };
+    if (open_connections.load(std::memory_order_relaxed) >= snap->max_connections)
+        return refuse(0, "limits.connections reached");
+    policy::rate_limiter* limiter = nullptr;
+    policy::rate_limiter::key key{};
+    boost::system::error_code ec;
+    const auto peer = socket.remote_endpoint(ec);
+    const auto& l = snap->listeners[listener_index];
+    if (!ec && snap->max_connections_per_ip > 0 &&
+        l.proxy_protocol == config::proxy_protocol_mode::off &&
+        !l.trusted_proxies.contains(peer.address())) {
+        auto address = peer.address();
+        if (address.is_v6() && address.to_v6().is_v4_mapped())
+            address = asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6());
+        key = policy::rate_limiter::make_key(address, 0xC0000000u);
+        policy::limit_settings s;
+        s.max_concurrent = static_cast<unsigned>(
+            std::min<std::uint64_t>(snap->max_connections_per_ip, 0xffffffffu));
+        const auto d = limiter_->acquire(key, s, now, true);
+        if (d.denied()) return refuse(1, "limits.connections_per_ip reached for an address");
+        if (d.holds_slot) limiter = limiter_.get();
+    }
+    open_connections.fetch_add(1, std::memory_order_relaxed);
+    return connection_ticket(&open_connections, limiter, key);
 }
 
 void worker::schedule_tick() {

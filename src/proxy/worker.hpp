@@ -4,7 +4,9 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -18,6 +20,35 @@
 namespace mailgate::proxy {
 
 class client_session;
+
+// One accepted client connection's share of limits.connections and
+// limits.connections_per_ip, given back when the connection's session ends.
+class connection_ticket {
+public:
+    connection_ticket() = default;
+    connection_ticket(std::atomic<std::size_t>* open, policy::rate_limiter* limiter,
+                      const policy::rate_limiter::key& key)
+        : open_(open), limiter_(limiter), key_(key) {}
+    connection_ticket(connection_ticket&& o) noexcept
+        : open_(std::exchange(o.open_, nullptr)),
+          limiter_(std::exchange(o.limiter_, nullptr)),
+          key_(o.key_) {}
+    connection_ticket& operator=(connection_ticket&& o) noexcept {
+        std::swap(open_, o.open_);
+        std::swap(limiter_, o.limiter_);
+        std::swap(key_, o.key_);
+        return *this;
+    }
+    ~connection_ticket() {
+        if (open_) open_->fetch_sub(1, std::memory_order_relaxed);
+        if (limiter_) limiter_->release(key_);
+    }
+
+private:
+    std::atomic<std::size_t>* open_ = nullptr;
+    policy::rate_limiter* limiter_ = nullptr;  // set when a per-address slot is held
+    policy::rate_limiter::key key_{};
+};
 
 struct upstream_pools {
     std::shared_ptr<const runtime::snapshot> snapshot;
@@ -38,6 +69,7 @@ struct worker_counters {
     std::atomic<std::uint64_t> auth_failures{0};        // upstream 401s to credentials
     std::atomic<std::uint64_t> auth_throttled[2]{};     // answered locally [enforce|report]
     std::atomic<std::uint64_t> connections{0};
+    std::atomic<std::uint64_t> connections_refused[2]{};  // [limits.connections | per_ip]
     std::atomic<std::uint64_t> requests{0};
     std::atomic<std::uint64_t> session_exceptions{0};
 };
@@ -82,12 +114,16 @@ public:
 
 private:
     void accept_loop(std::size_t acceptor_index);
+    // limits.connections and connections_per_ip: a ticket, or nullopt to close at once.
+    std::optional<connection_ticket> admit(const boost::asio::ip::tcp::socket& socket,
+                                           std::size_t listener_index);
     void schedule_tick();
 
     unsigned id_;
     runtime::snapshot_holder& snapshots_;
     std::shared_ptr<const observe::access_log> access_log_;
     std::shared_ptr<policy::rate_limiter> limiter_;
+    clock::time_point last_refusal_log_{};
     // Declared before io_ so that they outlive it: sessions still open at exit are destroyed
     // inside ~io_context, and they leave the set and touch the counters as they go.
     std::unordered_set<client_session*> sessions_;

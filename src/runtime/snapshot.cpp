@@ -232,6 +232,8 @@ std::shared_ptr<const snapshot> build_snapshot(const config::root& cfg,
     s->access_log = cfg.log.access;
     s->log_level = cfg.log.level;
     s->log_user_names = cfg.log.user_names;
+    s->max_connections = cfg.limits.connections;
+    s->max_connections_per_ip = cfg.limits.connections_per_ip;
     for (const auto& loc : cfg.locations)
         for (const auto& rule : loc.request_blocking)
             for (const auto* block : {&rule.condition, rule.unless ? &*rule.unless : nullptr})

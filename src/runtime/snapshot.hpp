@@ -100,6 +100,8 @@ struct snapshot {
     http::header_policy headers;  // global: on replies made before a location is chosen
     http::head_limits head_limits;
     std::uint64_t request_body_ceiling = 0;  // largest request_body of any location
+    std::uint64_t max_connections = 50000;
+    std::uint64_t max_connections_per_ip = 200;
     timeout_set timeouts;
     duration drain_timeout{};
     unsigned workers = 1;

@@ -198,3 +198,42 @@ def test_device_limits_need_an_activesync_location(mailgate_bin, tmp_path, certs
     assert r.returncode != 0
     assert "dynamic_device_restrictions needs 'kind: activesync' on its location" in r.stderr, \
         r.stderr
+
+
+def _open_tls(mg, src):
+    import socket as pysocket
+    raw = pysocket.create_connection(("127.0.0.1", mg.port), timeout=5,
+                                     source_address=(src, 0))
+    return util.client_context(mg.ca).wrap_socket(raw, server_hostname="localhost")
+
+
+def test_connections_per_ip_close_the_extra_ones_at_once(mailgate, origin):
+    mg = mailgate({"limits": {"connections_per_ip": 3}})
+    held = [_open_tls(mg, FLOODER) for _ in range(3)]
+    try:
+        with pytest.raises((OSError, ConnectionError)):
+            extra = _open_tls(mg, FLOODER)  # accepted and reset before the handshake
+            extra.close()
+        # Another address is not affected, and the held ones still work.
+        assert get(mg, "/echo", BYSTANDER).status == 200
+        s = held[0]
+        s.sendall(util.request_bytes("GET", "/echo", "localhost"))
+        assert util.HTTPReader(s).read_response().status == 200
+    finally:
+        for s in held:
+            s.close()
+    # Closed connections give their slots back.
+    util.wait_until(lambda: get(mg, "/echo", FLOODER).status == 200, 5)
+
+
+def test_total_connections_limit(mailgate, origin):
+    mg = mailgate({"limits": {"connections": 2}, "server": {"workers": 1}})
+    held = [_open_tls(mg, FLOODER), _open_tls(mg, BYSTANDER)]
+    try:
+        r = get(mg, "/echo", "127.0.0.4")
+        assert r.status is None, r
+        assert mg.wait_stderr(r"connection refused: limits.connections reached", 5), mg.stderr
+    finally:
+        for s in held:
+            s.close()
+    util.wait_until(lambda: get(mg, "/echo", "127.0.0.4").status == 200, 5)
