@@ -55,7 +55,7 @@ namespace {
 // An NTLM type 3 message with the given domain and user (UTF-16LE), other fields empty.
 std::string type3(std::u16string domain, std::u16string user, bool unicode = true) {
     std::string m("NTLMSSP\0", 8);
-    auto le = [&](std::uint32_t v, int n) {
+    auto le = [&](std::uint64_t v, int n) {
         for (int i = 0; i < n; ++i) m.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
     };
     le(3, 4);
