@@ -313,6 +313,15 @@ bool is_query_name(std::string_view s) {
 // The response builder tracks the policy's fields in a 64-bit mask.
 constexpr std::size_t max_policy_headers = 64;
 
+// A host name, address or [v6] literal with an optional port: what may be written into a
+// Location or X-MS-Location header, and nothing that could end or extend it.
+bool is_host_text(std::string_view h) {
+    return std::all_of(h.begin(), h.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == ':' ||
+               c == '[' || c == ']';
+    });
+}
+
 bool is_managed_header(std::string_view name) {
     static const std::set<std::string, std::less<>> managed{
         "connection", "content-length",    "keep-alive", "proxy-connection",         "te",
@@ -863,10 +872,7 @@ void loader::read_http_redirect(const value_ref& v, listener_section& out) {
         if (auto f = s->get("host")) {
             if (auto h = non_empty_string(f->value)) {
                 // It goes into a Location header: a host name or address, nothing else.
-                const bool ok = std::all_of(h->begin(), h->end(), [](char c) {
-                    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' ||
-                           c == ':' || c == '[' || c == ']';
-                });
+                const bool ok = is_host_text(*h);
                 if (ok) {
                     r.host = *h;
                 } else {
@@ -1155,10 +1161,7 @@ void loader::read_upstream(const value_ref& v, upstream_section& out) {
     if (auto f = s->get("external_host")) {
         if (auto h = non_empty_string(f->value)) {
             // It is written into a response header: a host name (and port), nothing else.
-            const bool ok = std::all_of(h->begin(), h->end(), [](char c) {
-                return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' ||
-                       c == ':' || c == '[' || c == ']';
-            });
+            const bool ok = is_host_text(*h);
             if (ok)
                 out.external_host = *h;
             else

@@ -2,6 +2,7 @@
 // Locale-free ASCII helpers shared by the src/http parsers. <cctype> depends on the global
 // locale and is undefined for negative chars, neither of which attacker bytes may touch.
 #include <cstddef>
+#include <string>
 #include <string_view>
 
 namespace mailgate::http::ascii {
@@ -9,6 +10,12 @@ namespace mailgate::http::ascii {
 constexpr unsigned char byte(char c) { return static_cast<unsigned char>(c); }
 
 constexpr char to_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+
+inline std::string to_lower_copy(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) c = to_lower(c);
+    return out;
+}
 
 constexpr bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 

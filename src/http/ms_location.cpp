@@ -1,5 +1,7 @@
 #include "http/ms_location.hpp"
 
+#include "http/ascii.hpp"
+
 #include <algorithm>
 #include <array>
 
@@ -8,13 +10,6 @@
 
 namespace mailgate::http {
 namespace {
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return out;
-}
 
 bool private_address(const boost::asio::ip::address& a) {
     if (a.is_loopback() || a.is_unspecified()) return true;
@@ -38,7 +33,8 @@ bool is_internal_host(std::string_view host, const std::vector<std::string>& int
     boost::system::error_code ec;
     const auto addr = boost::asio::ip::make_address(std::string(host), ec);
     if (!ec) return private_address(addr);
-    const auto name = lower(host.ends_with('.') ? host.substr(0, host.size() - 1) : host);
+    const auto name =
+        ascii::to_lower_copy(host.ends_with('.') ? host.substr(0, host.size() - 1) : host);
     if (std::find(internal_names.begin(), internal_names.end(), name) != internal_names.end())
         return true;
     if (name.find('.') == std::string::npos) return true;

@@ -10,20 +10,13 @@
 namespace mailgate::policy {
 namespace {
 
-int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 // %xx decoded; a '%' without two hex digits stays as it is (IIS's UrlDecode does the same).
 std::string percent_decode(std::string_view s) {
     std::string out;
     out.reserve(s.size());
     for (std::size_t i = 0; i < s.size(); ++i) {
         if (s[i] == '%' && i + 2 < s.size()) {
-            const int hi = hex_value(s[i + 1]), lo = hex_value(s[i + 2]);
+            const int hi = http::ascii::hex_value(s[i + 1]), lo = http::ascii::hex_value(s[i + 2]);
             if (hi >= 0 && lo >= 0) {
                 out.push_back(static_cast<char>(hi * 16 + lo));
                 i += 2;
@@ -35,9 +28,7 @@ std::string percent_decode(std::string_view s) {
     return out;
 }
 
-bool is_alnum(char c) {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
+bool is_alnum(char c) { return http::ascii::is_alpha(c) || http::ascii::is_digit(c); }
 
 // ^[^@/?#\s]+@[A-Za-z0-9.-]+$
 bool valid_address(std::string_view a) {
@@ -71,8 +62,7 @@ bool valid_redirect_count(std::string_view n) {
 std::string decode_uri(std::string_view normalized_path, std::string_view raw_query) {
     std::string out = percent_decode(percent_decode(normalized_path));
     if (!raw_query.empty()) out.append("?").append(percent_decode(percent_decode(raw_query)));
-    for (char& c : out) c = http::ascii::to_lower(c);
-    return out;
+    return http::ascii::to_lower_copy(out);
 }
 
 bool autodiscover_json_malformed(std::string_view path, std::string_view raw_query) {

@@ -64,8 +64,8 @@ public:
     static key make_key(const boost::asio::ip::address& a, std::uint32_t scope);
 
     // Decides one request that starts at `now`. `count_concurrent` is false for requests
-    // that must not weigh as concurrent load (held long-polls). `enforce` false (report
-    // mode): the same arithmetic and state, so the log shows what enforcement would do.
+    // that must not weigh as concurrent load (held long-polls). Report mode calls it too:
+    // the same arithmetic and state, so the log shows what enforcement would do.
     limit_decision acquire(const key& k, const limit_settings& s, limiter_clock::time_point now,
                            bool count_concurrent);
     // Ends a request that held a concurrency slot.

@@ -66,9 +66,7 @@ policy::rate_limiter::key hashed_key(std::string_view name, std::uint32_t scope)
 std::string normalize_user(std::string_view user) {
     if (const auto slash = user.rfind('\\'); slash != std::string_view::npos)
         user.remove_prefix(slash + 1);
-    std::string out(user);
-    for (char& c : out) c = http::ascii::to_lower(c);
-    return out;
+    return http::ascii::to_lower_copy(user);
 }
 
 // What the log shows of a user: 16 hex digits of SHA-256(salt, user). The salt is made per

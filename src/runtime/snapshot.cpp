@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <thread>
 
+#include "http/ascii.hpp"
 #include "http/path_normalizer.hpp"
 #include "net/address.hpp"
 #include "tls/client_context.hpp"
@@ -21,12 +22,6 @@ const compiled_location* snapshot::route(std::string_view path) const {
 
 namespace {
 
-std::string lower_ascii(std::string s) {
-    std::transform(s.begin(), s.end(), s.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return s;
-}
-
 std::string hsts_line(const config::hsts_settings& h) {
     if (h.max_age.count() == 0) return {};
     const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(h.max_age).count();
@@ -38,7 +33,7 @@ std::string hsts_line(const config::hsts_settings& h) {
 
 http::header_policy compile_header_policy(const config::header_policy_section& cfg) {
     http::header_policy out;
-    for (const auto& name : cfg.remove) out.remove.push_back(lower_ascii(name));
+    for (const auto& name : cfg.remove) out.remove.push_back(http::ascii::to_lower_copy(name));
     out.add = cfg.add;
     out.set = cfg.set;
     return out;
@@ -96,11 +91,11 @@ void compile_upstreams(const config::root& cfg, snapshot& s, config::diagnostics
                 continue;
             }
             if (out.server_name.empty()) out.server_name = hp->host;
-            out.internal_names.push_back(lower_ascii(hp->host));
+            out.internal_names.push_back(http::ascii::to_lower_copy(hp->host));
             for (const auto& ep : eps) out.servers.push_back({server, ep});
         }
         if (u.tls.server_name) out.server_name = *u.tls.server_name;
-        out.internal_names.push_back(lower_ascii(out.server_name));
+        out.internal_names.push_back(http::ascii::to_lower_copy(out.server_name));
         out.external_host = u.external_host.value_or("");
         out.tls = tls::make_client_context(u.tls, diags);
         out.insecure_skip_verify = u.tls.insecure_skip_verify;

@@ -978,4 +978,28 @@ TEST(LoadString, UnreadableCertificateIsAnError) {
 }
 
 }  // namespace
+TEST(LoadString, DynamicLimitsAndAuthFailureLimitsRefuseBadInput) {
+    const auto has = [](const load_result& r, std::string_view text) {
+        return lines(r).find(text) != std::string::npos;
+    };
+    const auto empty = load(minimal("dynamic_ip_restrictions: { action: forbidden }\n"));
+    EXPECT_FALSE(empty.config);
+    EXPECT_TRUE(has(empty, "dynamic_ip_restrictions needs max_concurrent_requests or max_requests"))
+        << lines(empty);
+    const auto redis =
+        load(minimal("dynamic_ip_restrictions: { max_concurrent_requests: 5, store: "
+                     "\"redis://127.0.0.1:6379/0\" }\n"));
+    EXPECT_TRUE(has(redis, "the Redis store is not in this build yet")) << lines(redis);
+    const auto zero = load(minimal("auth_failure_limits: { max_failures: 0, per: 0s }\n"));
+    EXPECT_FALSE(zero.config);
+    EXPECT_TRUE(has(zero, "'max_failures' must be an integer from 1 to 1000")) << lines(zero);
+    EXPECT_TRUE(has(zero, "'per' must be longer than 0")) << lines(zero);
+    const auto ok =
+        load(minimal("auth_failure_limits: { max_failures: 3, per: 10m, cool_off: 1h }\n"
+                     "limits: { connections: 10, connections_per_ip: 2 }\n"));
+    ASSERT_TRUE(ok.config) << lines(ok);
+    EXPECT_EQ(ok.config->auth_failure_limits->max_failures, 3u);
+    EXPECT_EQ(ok.config->limits.connections_per_ip, 2u);
+}
+
 }  // namespace mailgate::config
