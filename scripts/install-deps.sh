@@ -11,6 +11,7 @@ packages=(
   nlohmann-json3-dev libre2-dev libhiredis-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-pytest curl openssl wrk procps iproute2 testssl.sh
+  slowhttptest redis-server
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1386,8 +1386,11 @@ void loader::read_limits(const value_ref& v, limits_section& out) {
 
 void loader::read_timeouts(const value_ref& v, timeouts_section& out) {
     auto s = open(v, {"tls_handshake", "request_header", "idle", "upstream_connect",
-                      "upstream_response", "send"});
+                      "upstream_response", "send", "body_min_rate"});
     if (!s) return;
+    if (auto f = s->get("body_min_rate")) {
+        if (auto n = size(f->value)) out.body_min_rate = *n;
+    }
     for (auto [key, target] :
          {std::pair{"tls_handshake", &out.tls_handshake},
           std::pair{"request_header", &out.request_header}, std::pair{"idle", &out.idle},

@@ -291,6 +291,10 @@ struct timeouts_section {
     duration upstream_connect{std::chrono::seconds(5)};
     duration upstream_response{std::chrono::seconds(120)};
     duration send{std::chrono::seconds(60)};
+    // Slow POST: after a grace of `request_header`, a request body must keep arriving at
+    // this average rate (bytes/s) or the connection closes. 0: off. Apache mod_reqtimeout's
+    // MinRate default.
+    std::uint64_t body_min_rate = 500;
 };
 
 // Per-location overrides: unset fields take the global value.

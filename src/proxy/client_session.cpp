@@ -574,7 +574,8 @@ awaitable<bool> client_session::forward(exchange& ex, const runtime::compiled_lo
             phase_ = phase::read_body;
             const auto r =
                 co_await relay_body(ex.parser, stream_, buffer_, idle_timeout_, conn->stream,
-                                    ex.info.framing == http::body_framing::chunked, body_limit(ex));
+                                    ex.info.framing == http::body_framing::chunked, body_limit(ex),
+                                    ex.rpc_channel ? 0 : snap_->timeouts.body_min_rate);
             ex.bytes_in += r.bytes;
             if (r.status != relay_status::ok) {
                 upstream_ = nullptr;
@@ -582,6 +583,9 @@ awaitable<bool> client_session::forward(exchange& ex, const runtime::compiled_lo
                 if (r.status == relay_status::too_large) {
                     ex.error = "request body over limit";
                     co_await reply(ex, 413, true);
+                } else if (r.status == relay_status::too_slow) {
+                    ex.error = "request body slower than body_min_rate";
+                    co_await reply(ex, 408, true);
                 } else if (r.status == relay_status::write_failed) {
                     ex.error = "upstream write failed during the request body";
                     co_await reply(ex, 502, true);
@@ -732,19 +736,33 @@ awaitable<bool> client_session::relay_response(exchange& ex, const runtime::comp
 template <class Parser, class Source, class Sink>
 awaitable<client_session::relay_result> client_session::relay_body(
     Parser& parser, Source& source, beast::flat_buffer& source_buffer, clock::duration read_timeout,
-    Sink& sink, bool chunked, std::uint64_t limit) {
+    Sink& sink, bool chunked, std::uint64_t limit, std::uint64_t min_rate) {
     relay_result result;
     if (!relay_buffer_) relay_buffer_ = std::make_unique<char[]>(relay_buffer_size);
     char* const data = relay_buffer_.get() + chunk_head_room;
+    // Slow POST: each byte buys 1/min_rate s past a grace, so a client trickling a byte per
+    // read timeout cannot hold the connection (and an upstream slot) for hours.
+    const auto grace_end = clock::now() + snap_->timeouts.request_header;
     while (!parser.is_done()) {
         auto& body = parser.get().body();
         body.data = data;
         body.size = relay_chunk;
         arm(read_timeout);
+        bool rate_armed = false;
+        if (min_rate > 0) {
+            const auto earned =
+                std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(
+                    static_cast<double>(result.bytes) / static_cast<double>(min_rate)));
+            if (grace_end + earned < deadline_) {
+                arm_at(grace_end + earned);
+                rate_armed = true;
+            }
+        }
         auto [ec, n] = co_await bhttp::async_read_some(source, source_buffer, parser, use_tuple);
         if (ec == bhttp::error::need_buffer) ec = {};
         if (ec) {
-            result.status = relay_status::read_failed;
+            result.status =
+                rate_armed && timed_out_ ? relay_status::too_slow : relay_status::read_failed;
             co_return result;
         }
         const std::size_t got = relay_chunk - body.size;

@@ -57,7 +57,7 @@ private:
         reply,
         closing,
     };
-    enum class relay_status { ok, read_failed, write_failed, too_large };
+    enum class relay_status { ok, read_failed, write_failed, too_large, too_slow };
     struct relay_result {
         relay_status status = relay_status::ok;
         std::uint64_t bytes = 0;
@@ -81,7 +81,8 @@ private:
     boost::asio::awaitable<relay_result> relay_body(Parser& parser, Source& source,
                                                     boost::beast::flat_buffer& source_buffer,
                                                     clock::duration read_timeout, Sink& sink,
-                                                    bool chunked, std::uint64_t limit);
+                                                    bool chunked, std::uint64_t limit,
+                                                    std::uint64_t min_rate = 0);
     // mailgate's own reply. Returns whether the connection can carry another request.
     boost::asio::awaitable<bool> reply(exchange& ex, int status, bool close);
     boost::asio::awaitable<void> shutdown();

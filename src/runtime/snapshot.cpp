@@ -235,8 +235,9 @@ std::shared_ptr<const snapshot> build_snapshot(const config::root& cfg,
                 if (block && block->eas && block->eas->device_id_file)
                     s->watched_files.push_back(*block->eas->device_id_file);
     s->head_limits = {cfg.limits.request_line, cfg.limits.request_headers, cfg.limits.header_count};
-    s->timeouts = {cfg.timeouts.tls_handshake, cfg.timeouts.request_header, cfg.timeouts.idle,
-                   cfg.timeouts.upstream_connect, cfg.timeouts.send};
+    s->timeouts = {cfg.timeouts.tls_handshake, cfg.timeouts.request_header,
+                   cfg.timeouts.idle,          cfg.timeouts.upstream_connect,
+                   cfg.timeouts.send,          cfg.timeouts.body_min_rate};
     s->headers = compile_header_policy(cfg.headers);
     compile_listeners(cfg, *s, diags);
     compile_upstreams(cfg, *s, diags);

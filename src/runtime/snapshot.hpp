@@ -90,6 +90,7 @@ struct compiled_location {
 
 struct timeout_set {
     duration tls_handshake{}, request_header{}, idle{}, upstream_connect{}, send{};
+    std::uint64_t body_min_rate = 0;  // bytes/s after a grace of request_header; 0: off
 };
 
 struct snapshot {

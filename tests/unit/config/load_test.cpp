@@ -126,6 +126,7 @@ TEST(LoadMinimal, TakesTheDefaultsOfTheDesign) {
     EXPECT_EQ(c.timeouts.upstream_connect, seconds(5));
     EXPECT_EQ(c.timeouts.upstream_response, seconds(120));
     EXPECT_EQ(c.timeouts.send, seconds(60));
+    EXPECT_EQ(c.timeouts.body_min_rate, 500u);
 
     ASSERT_EQ(c.locations.size(), 1u);
     EXPECT_EQ(c.locations[0].path, "/");
@@ -216,6 +217,7 @@ TEST(LoadFull, ReadsEveryKey) {
     EXPECT_EQ(c.timeouts.upstream_connect, milliseconds(1500));
     EXPECT_EQ(c.timeouts.upstream_response, hours(1));
     EXPECT_EQ(c.timeouts.send, seconds(30));
+    EXPECT_EQ(c.timeouts.body_min_rate, 1024u);
 
     ASSERT_EQ(c.locations.size(), 3u);  // file order, not sorted
     EXPECT_EQ(c.locations[0].path, "/");
