@@ -20,6 +20,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "config/load.hpp"
+#include "config/redis_url.hpp"
 #include "net/listener.hpp"
 #include "observe/access_log.hpp"
 #include "observe/admin.hpp"
@@ -182,6 +183,21 @@ std::string metrics_text(const std::vector<std::unique_ptr<proxy::worker>>& work
         line("mailgate_dynamic_ip_entries", "store=\"local\"", limiter.size());
         out += "# TYPE mailgate_dynamic_ip_table_full_total counter\n";
         line("mailgate_dynamic_ip_table_full_total", "store=\"local\"", limiter.table_full());
+        if (auto* redis = workers.front()->redis()) {
+            out += "# TYPE mailgate_store_up gauge\n";
+            line("mailgate_store_up", "store=\"redis\"", redis->connected() ? 1 : 0);
+            out += "# TYPE mailgate_store_errors_total counter\n";
+            line("mailgate_store_errors_total", "store=\"redis\"", redis->errors());
+            out += "# TYPE mailgate_store_round_trips_total counter\n";
+            line("mailgate_store_round_trips_total", "store=\"redis\"", redis->round_trips());
+        }
+        std::uint64_t unanswered[2] = {0, 0};
+        for (const auto& w : workers)
+            for (int i = 0; i < 2; ++i)
+                unanswered[i] += w->counters().store_unanswered[i].load(std::memory_order_relaxed);
+        out += "# TYPE mailgate_store_unanswered_total counter\n";
+        line("mailgate_store_unanswered_total", "decided=\"allow\"", unanswered[0]);
+        line("mailgate_store_unanswered_total", "decided=\"deny\"", unanswered[1]);
     }
     out += "# TYPE mailgate_rule_hits_total counter\n";
     for (const auto& r : snap.policy->rules()) {
@@ -241,9 +257,29 @@ int run(const std::string& path) {
     runtime::snapshot_holder holder;
     holder.store(snap);
     auto limiter = std::make_shared<policy::rate_limiter>();
+    std::shared_ptr<policy::redis_store> redis;
+    if (snap->limit_store != "local") {
+        std::string why;
+        auto endpoint = config::parse_redis_url(snap->limit_store, why);  // checked at load
+        if (!endpoint) return 1;
+        redis = std::make_shared<policy::redis_store>(std::move(*endpoint), snap->store_timeout);
+        spdlog::info(
+            "dynamic limits and auth failure counts live in redis://{} (timeout {} ms, "
+            "on_store_error: {})",
+            redis->where(),
+            std::chrono::duration_cast<std::chrono::milliseconds>(snap->store_timeout).count(),
+            snap->deny_on_store_error ? "deny" : "allow");
+    }
     std::vector<std::unique_ptr<proxy::worker>> workers;
     for (unsigned i = 0; i < snap->workers; ++i)
-        workers.push_back(std::make_unique<proxy::worker>(i, holder, access, limiter));
+        workers.push_back(std::make_unique<proxy::worker>(i, holder, access, limiter, redis));
+    // The store's thread posts into the workers' contexts: it ends before they do.
+    struct stop_store {
+        policy::redis_store* store;
+        ~stop_store() {
+            if (store) store->stop();
+        }
+    } store_guard{redis.get()};
 
     try {
         for (std::size_t li = 0; li < snap->listeners.size(); ++li) {
@@ -311,6 +347,10 @@ int run(const std::string& path) {
         } else if (!same_listeners(*holder.load(), *next)) {
             spdlog::error("reload refused: listener names or addresses changed (restart needed)");
         } else {
+            if (next->limit_store != holder.load()->limit_store)
+                spdlog::warn(
+                    "dynamic_ip_restrictions.store changed: the running store stays "
+                    "until a restart");
             log_tls_summary(*next);
             stamps = file_stamps(*next);
             holder.store(std::move(next));

@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "config/redis_url.hpp"
 #include "config/units.hpp"
 
 namespace mailgate::config {
@@ -1887,7 +1888,7 @@ void loader::read_auth_failures(const value_ref& v, auth_failure_section& out) {
 
 void loader::read_dynamic_ip(const value_ref& v, bool top_level, dynamic_ip_section& out) {
     auto s = top_level ? open(v, {"max_concurrent_requests", "max_requests", "action", "block_for",
-                                  "exempt", "mode", "store"})
+                                  "exempt", "mode", "store", "on_store_error", "store_timeout"})
                        : open(v, {"max_concurrent_requests", "max_requests", "action", "block_for",
                                   "exempt", "mode"});
     if (!s) return;
@@ -1911,7 +1912,10 @@ void loader::read_dynamic_ip(const value_ref& v, bool top_level, dynamic_ip_sect
             }
         }
     }
-    if (!s->get("max_concurrent_requests") && !s->get("max_requests"))
+    out.has_limits = s->get("max_concurrent_requests") || s->get("max_requests");
+    // At the top level, naming only the store is fine: the locations set their own limits,
+    // and auth_failure_limits use the store too.
+    if (!out.has_limits && !(top_level && s->get("store")))
         error(s->mark, "dynamic_ip_restrictions needs max_concurrent_requests or max_requests");
     if (auto f = s->get("action")) {
         if (auto a = choice<action>(f->value, {{"too_many_requests", action::too_many_requests},
@@ -1935,11 +1939,29 @@ void loader::read_dynamic_ip(const value_ref& v, bool top_level, dynamic_ip_sect
         if (auto st = non_empty_string(f->value)) {
             out.store = *st;
             if (*st != "local") {
-                error(f->value.mark,
-                      *st + (st->starts_with("redis://")
-                                 ? ": the Redis store is not in this build yet; use store: local"
-                                 : ": expected local or redis://host:port/db"));
+                std::string why;
+                if (!st->starts_with("redis://"))
+                    error(f->value.mark, *st + ": expected local or redis://host:port/db");
+                else if (auto ep = parse_redis_url(*st, why); !ep)
+                    error(f->value.mark, *st + ": " + why);
+                else if (!is_loopback_host(ep->host))
+                    warning(f->value.mark,
+                            "the Redis store at " + ep->host +
+                                " is reached in plaintext (no TLS in hiredis 0.14): keep it on a "
+                                "private network, with a password");
             }
+        }
+    }
+    if (auto f = s->get("on_store_error")) {
+        if (auto deny = choice<bool>(f->value, {{"allow", false}, {"deny", true}}))
+            out.deny_on_store_error = *deny;
+    }
+    if (auto f = s->get("store_timeout")) {
+        if (auto d = duration_value(f->value)) {
+            if (d->count() <= 0 || *d > std::chrono::seconds(5))
+                error(f->value.mark, "'store_timeout' must be between 1ms and 5s");
+            else
+                out.store_timeout = *d;
         }
     }
 }

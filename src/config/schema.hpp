@@ -129,7 +129,12 @@ struct dynamic_ip_section {
     duration block_for{};
     std::vector<marked_string> exempt;  // CIDRs never limited
     std::optional<rule_mode> mode;
-    std::string store = "local";  // top level only
+    // Top level only: where the counters live, and what a request gets when that store
+    // does not answer within store_timeout (allow: fail open, as a limiter should).
+    std::string store = "local";
+    bool deny_on_store_error = false;
+    duration store_timeout{std::chrono::milliseconds(100)};
+    bool has_limits = false;  // the top level may name only the store
     source_mark mark;
     source_mark store_mark;
 };

@@ -63,6 +63,7 @@ std::string format_record(const access_record& r) {
         {"mode", r.mode.empty() ? json(nullptr) : json(sv(r.mode))},
     };
     if (!r.error.empty()) j["error"] = sv(r.error);
+    if (r.store_error) j["store_error"] = true;
     if (!r.auth_user.empty())
         j["auth"] = {{"user", sv(r.auth_user)}, {"outcome", sv(r.auth_outcome)}};
     if (r.eas != nullptr) {

@@ -38,6 +38,7 @@ struct access_record {
     const eas::eas_facts* eas = nullptr;
     std::string_view auth_user;     // auth_failure_limits: salted hash (or the name)
     std::string_view auth_outcome;  // failed | succeeded | throttled
+    bool store_error = false;       // the shared limit store did not decide in time
 };
 
 class access_log {

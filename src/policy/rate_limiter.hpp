@@ -34,10 +34,11 @@ struct limit_settings {
 
 enum class limit_outcome : std::uint8_t {
     allowed,
-    rate,        // over max_requests
-    concurrent,  // over max_concurrent_requests
-    blocked,     // inside block_for after an earlier trip
-    untracked,   // the table is full: allowed, not tracked (counted)
+    rate,         // over max_requests
+    concurrent,   // over max_concurrent_requests
+    blocked,      // inside block_for after an earlier trip
+    untracked,    // the table is full: allowed, not tracked (counted)
+    store_error,  // the shared store did not answer, and on_store_error is deny
 };
 
 struct limit_decision {

@@ -23,6 +23,7 @@
 #include "net/forwarded_for.hpp"
 #include "net/proxy_protocol.hpp"
 #include "observe/access_log.hpp"
+#include "proxy/store_call.hpp"
 #include "proxy/worker.hpp"
 #include "tls/client_context.hpp"
 
@@ -889,23 +890,46 @@ awaitable<bool> client_session::apply_limit(exchange& ex, const runtime::compile
                                             limiter_slot& slot,
                                             std::atomic<std::uint64_t> (&counts)[3][2],
                                             bool& keep_alive) {
-    auto& limiter = worker_.limiter();
     // A held ActiveSync Ping is one request per device per hour: it counts against the rate
     // but never as concurrent load, or a carrier NAT full of phones would lock itself out.
     const bool long_poll = ex.eas != nullptr && ex.eas->cmd == "Ping";
-    const auto decision = limiter.acquire(key, d.limits, clock::now(), !long_poll);
-    if (decision.holds_slot) {
-        slot.limiter = &limiter;
-        slot.key = key;
+    policy::limit_decision decision;
+    if (auto* redis = worker_.redis()) {
+        auto name = redis->next_slot();
+        const auto r = co_await call_store(worker_.io(), snap_->store_timeout, [&](auto done) {
+            redis->acquire(key, d.limits, !long_poll, name, std::move(done));
+        });
+        if (r.ok) {
+            decision = r.decision;
+        } else {
+            // A slot Redis took after we stopped waiting must not linger for its lease.
+            if (d.limits.max_concurrent > 0 && !long_poll) redis->release(key, name);
+            decision.outcome = store_unanswered(ex);
+            decision.retry_after = 1;
+        }
+        if (decision.holds_slot) {
+            slot.redis = redis;
+            slot.key = key;
+            slot.name = std::move(name);
+        }
+    } else {
+        auto& limiter = worker_.limiter();
+        decision = limiter.acquire(key, d.limits, clock::now(), !long_poll);
+        if (decision.holds_slot) {
+            slot.limiter = &limiter;
+            slot.key = key;
+        }
     }
     if (!decision.denied()) co_return true;
     const auto reason = decision.outcome == policy::limit_outcome::rate         ? 0
                         : decision.outcome == policy::limit_outcome::concurrent ? 1
-                                                                                : 2;
+                        : decision.outcome == policy::limit_outcome::blocked    ? 2
+                                                                                : 3;
     const bool enforce = d.mode == config::rule_mode::enforce;
-    counts[reason][enforce ? 0 : 1].fetch_add(1, std::memory_order_relaxed);
-    static constexpr std::array<std::string_view, 3> why{
-        "over max_requests", "over max_concurrent_requests", "blocked after exceeding a limit"};
+    if (reason < 3) counts[reason][enforce ? 0 : 1].fetch_add(1, std::memory_order_relaxed);
+    static constexpr std::array<std::string_view, 4> why{
+        "over max_requests", "over max_concurrent_requests", "blocked after exceeding a limit",
+        "limit store unavailable (on_store_error: deny)"};
     // A rule that already reported keeps its place in the log only if this one only reports.
     if (enforce || ex.rule.empty()) {
         ex.rule = d.rule;
@@ -949,7 +973,18 @@ awaitable<bool> client_session::apply_auth_throttle(exchange& ex, bool& keep_ali
     ex.auth_user = normalize_user(user);
     ex.auth_key = hashed_key(ex.auth_user, a->scope);
     ex.auth_user_logged = snap_->log_user_names ? ex.auth_user : salted_user_hash(ex.auth_user);
-    const auto cool_off = worker_.limiter().blocked_for(ex.auth_key, clock::now());
+    std::uint32_t cool_off = 0;
+    if (auto* redis = worker_.redis()) {
+        const auto r = co_await call_store(worker_.io(), snap_->store_timeout, [&](auto done) {
+            redis->blocked_for(ex.auth_key, std::move(done));
+        });
+        if (r.ok)
+            cool_off = r.seconds;
+        else if (store_unanswered(ex) != policy::limit_outcome::allowed)
+            cool_off = 1;
+    } else {
+        cool_off = worker_.limiter().blocked_for(ex.auth_key, clock::now());
+    }
     if (cool_off == 0) co_return true;
     const bool enforce = a->mode == config::rule_mode::enforce;
     worker_.counters().auth_throttled[enforce ? 0 : 1].fetch_add(1, std::memory_order_relaxed);
@@ -974,14 +1009,28 @@ void client_session::note_auth_result(exchange& ex, unsigned status) {
     const auto* a = ex.location->auth_failures.get();
     if (a == nullptr || ex.auth_user.empty() || status >= 500) return;
     auto& limiter = worker_.limiter();
+    auto* redis = worker_.redis();
     if (status == 401) {
         worker_.counters().auth_failures.fetch_add(1, std::memory_order_relaxed);
-        limiter.record_failure(ex.auth_key, a->max_failures, a->per, a->cool_off, clock::now());
+        if (redis)
+            redis->record_failure(ex.auth_key, a->max_failures, a->per, a->cool_off);
+        else
+            limiter.record_failure(ex.auth_key, a->max_failures, a->per, a->cool_off, clock::now());
         if (ex.auth_outcome.empty()) ex.auth_outcome = "failed";
     } else {
-        limiter.reset(ex.auth_key);
+        if (redis)
+            redis->reset(ex.auth_key);
+        else
+            limiter.reset(ex.auth_key);
         if (ex.auth_outcome.empty()) ex.auth_outcome = "succeeded";
     }
+}
+
+policy::limit_outcome client_session::store_unanswered(exchange& ex) {
+    const bool deny = snap_->deny_on_store_error;
+    worker_.counters().store_unanswered[deny ? 1 : 0].fetch_add(1, std::memory_order_relaxed);
+    ex.store_error = true;
+    return deny ? policy::limit_outcome::store_error : policy::limit_outcome::allowed;
 }
 
 void client_session::abort_connection() {
@@ -1048,6 +1097,7 @@ void client_session::finish(exchange& ex) {
     r.eas = ex.eas;
     r.auth_user = ex.auth_user_logged;
     r.auth_outcome = ex.auth_outcome;
+    r.store_error = ex.store_error;
     log.write(r);
 }
 

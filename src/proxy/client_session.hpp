@@ -89,6 +89,9 @@ private:
     // Closes at once with a TCP reset: no HTTP response, no TLS close_notify, and nothing
     // after it on this connection is processed (IIS's AbortRequest).
     void abort_connection();
+    // Redis did not decide in time: counts it, marks the log, and answers by on_store_error
+    // (allowed, or store_error to deny).
+    policy::limit_outcome store_unanswered(exchange& ex);
     boost::asio::ip::address resolve_client(const boost::beast::http::fields& fields) const;
     // Phase decode_eas (ActiveSync locations): R1 methods, then the MS-ASHTTP query. Returns
     // the status to answer (405/400) or 0 when the request goes on with ex.eas set.

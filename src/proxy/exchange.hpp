@@ -13,6 +13,7 @@
 
 #include "http/request_head.hpp"
 #include "policy/policy.hpp"
+#include "policy/redis_store.hpp"
 #include "runtime/snapshot.hpp"
 
 namespace mailgate::http {
@@ -24,13 +25,16 @@ namespace mailgate::proxy {
 // A concurrency slot of dynamic_ip_restrictions, given back when the exchange ends however
 // it ends (reply, close, exception).
 struct limiter_slot {
-    policy::rate_limiter* limiter = nullptr;
+    policy::rate_limiter* limiter = nullptr;  // the local store's, or
+    policy::redis_store* redis = nullptr;     // Redis' (named by `name`)
     policy::rate_limiter::key key{};
+    std::string name;
     limiter_slot() = default;
     limiter_slot(const limiter_slot&) = delete;
     limiter_slot& operator=(const limiter_slot&) = delete;
     ~limiter_slot() {
         if (limiter) limiter->release(key);
+        if (redis) redis->release(key, std::move(name));
     }
 };
 
@@ -57,6 +61,7 @@ struct exchange {
     policy::rate_limiter::key auth_key{};
     std::string auth_user_logged;
     std::string_view auth_outcome;  // "failed" | "succeeded" | "throttled"
+    bool store_error = false;       // the shared limit store did not answer in time
 
     int status = 0;  // what the client was answered, 0 = nothing
     std::uint64_t bytes_in = 0;

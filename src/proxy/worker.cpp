@@ -18,11 +18,13 @@ constexpr std::chrono::milliseconds tick_interval{100};
 
 worker::worker(unsigned id, runtime::snapshot_holder& snapshots,
                std::shared_ptr<const observe::access_log> access_log,
-               std::shared_ptr<policy::rate_limiter> limiter)
+               std::shared_ptr<policy::rate_limiter> limiter,
+               std::shared_ptr<policy::redis_store> redis)
     : id_(id),
       snapshots_(snapshots),
       access_log_(std::move(access_log)),
-      limiter_(std::move(limiter)) {}
+      limiter_(std::move(limiter)),
+      redis_(std::move(redis)) {}
 
 void worker::add_listener(asio::ip::tcp::acceptor acceptor, std::size_t listener_index) {
     acceptors_.emplace_back(std::move(acceptor), listener_index);

@@ -14,6 +14,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "observe/access_log.hpp"
+#include "policy/redis_store.hpp"
 #include "proxy/upstream_pool.hpp"
 #include "runtime/snapshot.hpp"
 
@@ -72,13 +73,16 @@ struct worker_counters {
     std::atomic<std::uint64_t> connections_refused[2]{};  // [limits.connections | per_ip]
     std::atomic<std::uint64_t> requests{0};
     std::atomic<std::uint64_t> session_exceptions{0};
+    // Requests that the shared store did not decide in time: [allowed | denied].
+    std::atomic<std::uint64_t> store_unanswered[2]{};
 };
 
 class worker {
 public:
     worker(unsigned id, runtime::snapshot_holder& snapshots,
            std::shared_ptr<const observe::access_log> access_log,
-           std::shared_ptr<policy::rate_limiter> limiter);
+           std::shared_ptr<policy::rate_limiter> limiter,
+           std::shared_ptr<policy::redis_store> redis = nullptr);
 
     // Startup (main thread, before run): one listening socket per listener address.
     void add_listener(boost::asio::ip::tcp::acceptor acceptor, std::size_t listener_index);
@@ -106,6 +110,9 @@ public:
     const worker_counters& counters() const { return counters_; }
     // Shared by all workers and kept across reloads (the state of dynamic IP restrictions).
     policy::rate_limiter& limiter() { return *limiter_; }
+    // The Redis store when `store: redis://...`, else nullptr (the local limiter decides).
+    // Connection limits stay local: they count this instance's sockets.
+    policy::redis_store* redis() { return redis_.get(); }
     void count_policy(const std::shared_ptr<const runtime::snapshot>& snap,
                       const policy::verdict& v);
     // Hits of the rule with `id` in the current snapshot: {enforced, reported}.
@@ -123,6 +130,7 @@ private:
     runtime::snapshot_holder& snapshots_;
     std::shared_ptr<const observe::access_log> access_log_;
     std::shared_ptr<policy::rate_limiter> limiter_;
+    std::shared_ptr<policy::redis_store> redis_;
     clock::time_point last_refusal_log_{};
     // Declared before io_ so that they outlive it: sessions still open at exit are destroyed
     // inside ~io_context, and they leave the set and touch the counters as they go.

@@ -152,7 +152,7 @@ void compile_locations(const config::root& cfg, snapshot& s, config::diagnostics
     if (cfg.auth_failure_limits)
         global_auth = auth(*cfg.auth_failure_limits, "auth_failure_limits", 0x40000000u);
     std::shared_ptr<const compiled_dynamic_ip> global_limits;
-    if (cfg.dynamic_ip_restrictions)
+    if (cfg.dynamic_ip_restrictions && cfg.dynamic_ip_restrictions->has_limits)
         global_limits = compile_dynamic_ip(*cfg.dynamic_ip_restrictions, "dynamic_ip_restrictions",
                                            0, cfg.policy_mode, diags);
     for (const auto& l : cfg.locations) {
@@ -229,6 +229,11 @@ std::shared_ptr<const snapshot> build_snapshot(const config::root& cfg,
     s->log_user_names = cfg.log.user_names;
     s->max_connections = cfg.limits.connections;
     s->max_connections_per_ip = cfg.limits.connections_per_ip;
+    if (const auto& d = cfg.dynamic_ip_restrictions) {
+        s->limit_store = d->store;
+        s->deny_on_store_error = d->deny_on_store_error;
+        s->store_timeout = d->store_timeout;
+    }
     for (const auto& loc : cfg.locations)
         for (const auto& rule : loc.request_blocking)
             for (const auto* block : {&rule.condition, rule.unless ? &*rule.unless : nullptr})

@@ -103,6 +103,11 @@ struct snapshot {
     std::uint64_t request_body_ceiling = 0;  // largest request_body of any location
     std::uint64_t max_connections = 50000;
     std::uint64_t max_connections_per_ip = 200;
+    // dynamic_ip_restrictions' store: "local" or a redis:// URL (fixed at start), and what a
+    // request gets when Redis does not answer within store_timeout.
+    std::string limit_store = "local";
+    bool deny_on_store_error = false;
+    duration store_timeout{std::chrono::milliseconds(100)};
     timeout_set timeouts;
     duration drain_timeout{};
     unsigned workers = 1;

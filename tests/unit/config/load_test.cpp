@@ -991,7 +991,28 @@ TEST(LoadString, DynamicLimitsAndAuthFailureLimitsRefuseBadInput) {
     const auto redis =
         load(minimal("dynamic_ip_restrictions: { max_concurrent_requests: 5, store: "
                      "\"redis://127.0.0.1:6379/0\" }\n"));
-    EXPECT_TRUE(has(redis, "the Redis store is not in this build yet")) << lines(redis);
+    ASSERT_TRUE(redis.config) << lines(redis);
+    EXPECT_EQ(redis.config->dynamic_ip_restrictions->store, "redis://127.0.0.1:6379/0");
+    EXPECT_FALSE(redis.config->dynamic_ip_restrictions->deny_on_store_error);
+    EXPECT_EQ(redis.config->dynamic_ip_restrictions->store_timeout, std::chrono::milliseconds(100));
+    // The top level may name only the store (the locations set limits); a location may not
+    // name a store at all.
+    const auto store_only = load(
+        minimal("dynamic_ip_restrictions: { store: \"redis://[::1]:7000/3\", on_store_error: deny, "
+                "store_timeout: 50ms }\n"));
+    ASSERT_TRUE(store_only.config) << lines(store_only);
+    EXPECT_FALSE(store_only.config->dynamic_ip_restrictions->has_limits);
+    EXPECT_TRUE(store_only.config->dynamic_ip_restrictions->deny_on_store_error);
+    EXPECT_EQ(store_only.config->dynamic_ip_restrictions->store_timeout,
+              std::chrono::milliseconds(50));
+    const auto bad_store = load(
+        minimal("dynamic_ip_restrictions: { store: \"redis://h:99999\", on_store_error: maybe, "
+                "store_timeout: 10s }\n"));
+    EXPECT_FALSE(bad_store.config);
+    EXPECT_TRUE(has(bad_store, "test.yaml:13:35: error: redis://h:99999: port must be"))
+        << lines(bad_store);
+    EXPECT_TRUE(has(bad_store, "invalid value 'maybe' for 'on_store_error'")) << lines(bad_store);
+    EXPECT_TRUE(has(bad_store, "'store_timeout' must be between 1ms and 5s")) << lines(bad_store);
     const auto zero = load(minimal("auth_failure_limits: { max_failures: 0, per: 0s }\n"));
     EXPECT_FALSE(zero.config);
     EXPECT_TRUE(has(zero, "'max_failures' must be an integer from 1 to 1000")) << lines(zero);
