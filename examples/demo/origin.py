@@ -60,6 +60,9 @@ Exchange protocol test controls (paths compared case-insensitively):
       connections that served this path and were then closed by the peer.
   X-Test-Client: NAME on any request: connection_clients maps connection id -> names served;
       a connection serving two different names is recorded in ntlm_violations.
+  POST /owa/auth.owa   OWA forms login (username=...&password=...): 302 Location /owa/ with
+      a cadata cookie for the password Correct-Horse-1, else 302 back to
+      /owa/auth/logon.aspx?...&reason=2; record["form_user"] is the user the form named
   POST /mapi/emsmdb
       reads the body, then a chunked 200 (application/mapi-http, X-ResponseCode: 0):
       X-Test-Chunks (default 3) chunks "PENDING" CRLF, each after X-Test-Interval-Ms
@@ -627,10 +630,13 @@ class _ConnectionHandler:
             return self.rpc_in_data(req, record, framing, length)
         h = hashlib.sha256()
         count = [0]
+        head = bytearray()  # the first 8 KiB, for forms
 
         def sink(data):
             h.update(data)
             count[0] += len(data)
+            if len(head) < 8192:
+                head.extend(data[:8192 - len(head)])
 
         record["trailers"] = self.read_body(framing, length, sink)
         record["body_length"] = count[0]
@@ -700,6 +706,17 @@ class _ConnectionHandler:
             if req.method == "RPC_OUT_DATA":
                 return self.rpc_out_data(req, record)
             status, headers, body = 405, [("Allow", "RPC_IN_DATA, RPC_OUT_DATA")], b""
+        elif path == "/owa/auth.owa" and req.method == "POST":
+            # Forms-based login as Exchange answers it: a redirect either way, to the mailbox
+            # with a session cookie, or back to the logon page with reason=2.
+            form = urllib.parse.parse_qs(bytes(head).decode("latin-1"))
+            record["form_user"] = form.get("username", [""])[0]
+            status, body = 302, b""
+            if form.get("password", [""])[0] == BASIC_PASSWORD:
+                headers = [("Location", "/owa/"), ("Set-Cookie", "cadata=1; secure; HttpOnly")]
+            else:
+                headers = [("Location",
+                            "/owa/auth/logon.aspx?url=https%3a%2f%2flocalhost%2fowa%2f&reason=2")]
         elif path in ("/owa", "/owa/") or path.startswith("/owa/"):
             if req.method in ("GET", "HEAD"):
                 status = 200

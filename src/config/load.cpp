@@ -679,10 +679,10 @@ std::optional<std::string> loader::readable_file(const value_ref& v, std::string
 }
 
 void loader::load(const YAML::Node& doc, root& out) {
-    auto top = open(
-        {doc, "the configuration", mark_of(doc)},
-        {"server", "log", "listeners", "upstreams", "headers", "limits", "timeouts", "policy_mode",
-         "request_blocking", "locations", "dynamic_ip_restrictions", "auth_failure_limits"});
+    auto top = open({doc, "the configuration", mark_of(doc)},
+                    {"server", "log", "listeners", "upstreams", "headers", "limits", "timeouts",
+                     "policy_mode", "request_blocking", "locations", "dynamic_ip_restrictions",
+                     "auth_failure_limits", "anonymous_autodiscover"});
     if (!top) return;
     if (auto f = top->get("server")) read_server(f->value, out.server);
     if (auto f = top->get("log")) read_log(f->value, out.log);
@@ -695,6 +695,15 @@ void loader::load(const YAML::Node& doc, root& out) {
         dynamic_ip_section d;
         read_dynamic_ip(f->value, true, d);
         out.dynamic_ip_restrictions = std::move(d);
+    }
+    if (auto f = top->get("anonymous_autodiscover")) {
+        if (f->value.node.IsScalar() && f->value.node.Scalar() == "off") {
+            out.anonymous_autodiscover.reset();
+        } else {
+            dynamic_ip_section d;
+            read_dynamic_ip(f->value, false, d);
+            out.anonymous_autodiscover = std::move(d);
+        }
     }
     if (auto f = top->get("limits")) read_limits(f->value, out.limits);
     if (auto f = top->get("timeouts")) read_timeouts(f->value, out.timeouts);
@@ -1867,11 +1876,14 @@ void loader::read_ip_restrictions(const value_ref& v, ip_restrictions_section& o
 }
 
 void loader::read_auth_failures(const value_ref& v, auth_failure_section& out) {
-    auto s = open(v, {"max_failures", "per", "cool_off", "mode"});
+    auto s = open(v, {"max_failures", "max_failures_per_address", "per", "cool_off", "mode"});
     if (!s) return;
     out.mark = s->mark;
     if (auto f = s->get("max_failures")) {
         if (auto n = integer(f->value, 1, 1000)) out.max_failures = *n;
+    }
+    if (auto f = s->get("max_failures_per_address")) {
+        if (auto n = integer(f->value, 0, 100000)) out.max_failures_per_address = *n;
     }
     for (auto [key, target] : {std::pair{"per", &out.per}, std::pair{"cool_off", &out.cool_off}}) {
         if (auto f = s->get(key)) {

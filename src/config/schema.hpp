@@ -60,6 +60,9 @@ enum class rule_mode { enforce, report };
 // are answered by mailgate until cool_off has passed, and never reach Active Directory.
 struct auth_failure_section {
     std::uint64_t max_failures = 4;  // below the usual AD lockout threshold of 5
+    // Failures from one address, over all users (a spray tries many users with one password
+    // each); 0: not counted. Higher than max_failures: an office NAT has many users.
+    std::uint64_t max_failures_per_address = 20;
     duration per{std::chrono::minutes(30)};
     duration cool_off{std::chrono::minutes(30)};
     std::optional<rule_mode> mode;
@@ -343,7 +346,18 @@ struct root {
     std::vector<rule_section> request_blocking;  // global, evaluated before the location's
     std::optional<dynamic_ip_section> dynamic_ip_restrictions;
     std::optional<auth_failure_section> auth_failure_limits;
+    // R26: anonymous /autodiscover/autodiscover.json requests per client address (they tell
+    // whether an address exists). On by default, 30 a minute; `off` removes it.
+    std::optional<dynamic_ip_section> anonymous_autodiscover = default_anonymous_autodiscover();
     std::vector<location_section> locations;
+
+    static dynamic_ip_section default_anonymous_autodiscover() {
+        dynamic_ip_section d;
+        d.max_requests = 30;
+        d.per = std::chrono::minutes(1);
+        d.has_limits = true;
+        return d;
+    }
 };
 
 }  // namespace mailgate::config

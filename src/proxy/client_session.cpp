@@ -17,6 +17,7 @@
 
 #include "http/ascii.hpp"
 #include "http/connection_auth.hpp"
+#include "http/form_login.hpp"
 #include "http/messages.hpp"
 #include "http/ms_location.hpp"
 #include "net/address.hpp"
@@ -571,7 +572,22 @@ awaitable<bool> client_session::forward(exchange& ex, const runtime::compiled_lo
                 }
             }
         }
-        if (has_body && !body_skipped) {
+        if (has_body && ex.prefetched_body > 0) {
+            // A login form read ahead by the auth throttle: it goes as it came.
+            arm(snap_->timeouts.send);
+            auto [pec, pn] = co_await asio::async_write(
+                conn->stream,
+                asio::buffer(relay_buffer_.get() + chunk_head_room, ex.prefetched_body), use_tuple);
+            ex.bytes_in += pn;
+            if (pec) {
+                upstream_ = nullptr;
+                if (reused && !timed_out_) continue;
+                ex.error = "upstream write failed during the request body";
+                timed_out_ = false;
+                co_await reply(ex, 502, true);
+                co_return false;
+            }
+        } else if (has_body && !body_skipped) {
             phase_ = phase::read_body;
             const auto r =
                 co_await relay_body(ex.parser, stream_, buffer_, idle_timeout_, conn->stream,
@@ -647,7 +663,7 @@ awaitable<bool> client_session::forward(exchange& ex, const runtime::compiled_lo
     }
 
     pin = pin || (rp->get().result_int() == 401 && http::offers_connection_bound_auth(rp->get()));
-    note_auth_result(ex, rp->get().result_int());
+    note_auth_result(ex, rp->get());
     if (rp->get().result_int() == 451) {
         // R12: the device is told where to go next; never an internal name.
         auto& res = rp->get();
@@ -872,6 +888,16 @@ awaitable<bool> client_session::apply_dynamic_limits(exchange& ex, bool& keep_al
         if (!co_await apply_limit(ex, *d, key, ex.slot, worker_.counters().dynamic_ip, keep_alive))
             co_return false;
     }
+    // R26: autodiscover.json without credentials answers whether an address exists, so
+    // anonymous requests for it are limited per client address wherever they are routed.
+    if (const auto* anon = snap_->anonymous_autodiscover.get();
+        anon && beast::iequals(ex.normalized_path, "/autodiscover/autodiscover.json") &&
+        !ex.parser.get().count(bhttp::field::authorization) && !anon->exempt.contains(ex.client)) {
+        const auto key = policy::rate_limiter::make_key(ex.client, anon->scope);
+        if (!co_await apply_limit(ex, *anon, key, ex.anonymous_slot, worker_.counters().dynamic_ip,
+                                  keep_alive))
+            co_return false;
+    }
     const auto* dev = ex.location->dynamic_device.get();
     if (dev && ex.eas != nullptr && !ex.eas->device_id.empty() &&
         !dev->exempt.contains(ex.client)) {
@@ -952,7 +978,8 @@ awaitable<bool> client_session::apply_auth_throttle(exchange& ex, bool& keep_ali
     if (a == nullptr) co_return true;
     const auto& req = ex.parser.get();
     // The user whose password this request tries: Basic credentials, an NTLM type 3 message
-    // (type 1 is a handshake step, not an attempt), else the ActiveSync user.
+    // (type 1 is a handshake step, not an attempt), the OWA logon form, else the ActiveSync
+    // user.
     std::string user;
     std::string_view challenge;
     for (const auto& f : req) {
@@ -967,23 +994,27 @@ awaitable<bool> client_session::apply_auth_throttle(exchange& ex, bool& keep_ali
         }
         break;
     }
+    if (user.empty() && http::is_forms_login(req.method_string(), ex.normalized_path) &&
+        ex.info.framing == http::body_framing::content_length && ex.info.content_length > 0 &&
+        ex.info.content_length <= http::max_login_form && !ex.info.expect_continue) {
+        // The user is in the form: read it (a few hundred bytes) before anything is sent,
+        // so that a user in cool-off never reaches Active Directory.
+        if (!co_await prefetch_body(ex)) co_return false;
+        const std::string_view form(relay_buffer_.get() + chunk_head_room, ex.prefetched_body);
+        ex.forms_login = true;
+        user = http::form_field(form, "username").value_or("");
+    }
     if (user.empty() && ex.eas != nullptr && !req.count(bhttp::field::authorization))
         user = std::string(ex.eas->user);
     if (user.empty()) co_return true;
     ex.auth_user = normalize_user(user);
     ex.auth_key = hashed_key(ex.auth_user, a->scope);
     ex.auth_user_logged = snap_->log_user_names ? ex.auth_user : salted_user_hash(ex.auth_user);
-    std::uint32_t cool_off = 0;
-    if (auto* redis = worker_.redis()) {
-        const auto r = co_await call_store(worker_.io(), snap_->store_timeout, [&](auto done) {
-            redis->blocked_for(ex.auth_key, std::move(done));
-        });
-        if (r.ok)
-            cool_off = r.seconds;
-        else if (store_unanswered(ex) != policy::limit_outcome::allowed)
-            cool_off = 1;
-    } else {
-        cool_off = worker_.limiter().blocked_for(ex.auth_key, clock::now());
+    std::uint32_t cool_off = co_await cool_off_of(ex, ex.auth_key);
+    std::string_view why = "user in cool-off after failed logins";
+    if (cool_off == 0 && a->max_failures_per_address > 0) {
+        cool_off = co_await cool_off_of(ex, address_key(ex, *a));
+        why = "address in cool-off after failed logins for many users";
     }
     if (cool_off == 0) co_return true;
     const bool enforce = a->mode == config::rule_mode::enforce;
@@ -998,26 +1029,79 @@ awaitable<bool> client_session::apply_auth_throttle(exchange& ex, bool& keep_ali
     }
     ex.auth_outcome = "throttled";
     if (!enforce) co_return true;
-    ex.error = "user in cool-off after failed logins";
+    ex.error = why;
     ex.retry_after = cool_off;
     ex.extra_fields = challenge;
-    keep_alive = co_await reply(ex, policy::status_of(act), http::has_body(ex.info));
+    // An unread body ends the connection; a prefetched one was read whole.
+    keep_alive =
+        co_await reply(ex, policy::status_of(act), http::has_body(ex.info) && !ex.parser.is_done());
     co_return false;
 }
 
-void client_session::note_auth_result(exchange& ex, unsigned status) {
+awaitable<bool> client_session::prefetch_body(exchange& ex) {
+    if (!relay_buffer_) relay_buffer_ = std::make_unique<char[]>(relay_buffer_size);
+    char* const data = relay_buffer_.get() + chunk_head_room;
+    phase_ = phase::read_body;
+    arm(snap_->timeouts.request_header);
+    while (!ex.parser.is_done()) {
+        auto& body = ex.parser.get().body();
+        body.data = data + ex.prefetched_body;
+        body.size = http::max_login_form - ex.prefetched_body;
+        auto [ec, n] = co_await bhttp::async_read_some(stream_, buffer_, ex.parser, use_tuple);
+        if (ec == bhttp::error::need_buffer) ec = {};
+        ex.prefetched_body = http::max_login_form - body.size;
+        if (ec) {
+            ex.error = timed_out_ ? "login form timeout" : "client login form read failed";
+            timed_out_ = false;
+            co_return false;
+        }
+    }
+    co_return true;
+}
+
+policy::rate_limiter::key client_session::address_key(const exchange& ex,
+                                                      const runtime::compiled_auth_failures& a) {
+    return policy::rate_limiter::make_key(ex.client, a.scope ^ 0x10000000u);
+}
+
+awaitable<std::uint32_t> client_session::cool_off_of(exchange& ex,
+                                                     const policy::rate_limiter::key& key) {
+    auto* redis = worker_.redis();
+    if (redis == nullptr) co_return worker_.limiter().blocked_for(key, clock::now());
+    const auto r = co_await call_store(worker_.io(), snap_->store_timeout, [&](auto done) {
+        redis->blocked_for(key, std::move(done));
+    });
+    if (r.ok) co_return r.seconds;
+    co_return store_unanswered(ex) == policy::limit_outcome::allowed ? 0 : 1;
+}
+
+void client_session::note_auth_result(exchange& ex, const bhttp::response_header<>& res) {
     const auto* a = ex.location->auth_failures.get();
+    const unsigned status = res.result_int();
     if (a == nullptr || ex.auth_user.empty() || status >= 500) return;
+    bool failed = status == 401;
+    if (ex.forms_login) {
+        const auto it = res.find(bhttp::field::location);
+        failed = it != res.end() &&
+                 http::is_failed_forms_login(
+                     status, std::string_view(it->value().data(), it->value().size()));
+    }
     auto& limiter = worker_.limiter();
     auto* redis = worker_.redis();
-    if (status == 401) {
-        worker_.counters().auth_failures.fetch_add(1, std::memory_order_relaxed);
+    const auto record = [&](const policy::rate_limiter::key& key, std::uint64_t max) {
         if (redis)
-            redis->record_failure(ex.auth_key, a->max_failures, a->per, a->cool_off);
+            redis->record_failure(key, max, a->per, a->cool_off);
         else
-            limiter.record_failure(ex.auth_key, a->max_failures, a->per, a->cool_off, clock::now());
+            limiter.record_failure(key, max, a->per, a->cool_off, clock::now());
+    };
+    if (failed) {
+        worker_.counters().auth_failures.fetch_add(1, std::memory_order_relaxed);
+        record(ex.auth_key, a->max_failures);
+        if (a->max_failures_per_address > 0)
+            record(address_key(ex, *a), a->max_failures_per_address);
         if (ex.auth_outcome.empty()) ex.auth_outcome = "failed";
     } else {
+        // Only the user's count: one good login from an address does not clear a spray.
         if (redis)
             redis->reset(ex.auth_key);
         else

@@ -107,7 +107,15 @@ private:
     // Phase auth_throttle (auth_failure_limits): a user in cool-off is answered here.
     boost::asio::awaitable<bool> apply_auth_throttle(exchange& ex, bool& keep_alive);
     // After the upstream's answer: a 401 to credentials is a failure, anything else a success.
-    void note_auth_result(exchange& ex, unsigned status);
+    void note_auth_result(exchange& ex, const boost::beast::http::response_header<>& res);
+    // Reads a small request body whole into the relay buffer (ex.prefetched_body bytes).
+    boost::asio::awaitable<bool> prefetch_body(exchange& ex);
+    // Seconds of cool-off left for `key` in the store (local or Redis); by on_store_error when
+    // Redis does not answer.
+    boost::asio::awaitable<std::uint32_t> cool_off_of(exchange& ex,
+                                                      const policy::rate_limiter::key& key);
+    static policy::rate_limiter::key address_key(const exchange& ex,
+                                                 const runtime::compiled_auth_failures& a);
     // Phase request_policy: returns false when the request must not go upstream.
     boost::asio::awaitable<bool> apply_policy(exchange& ex, bool& keep_alive);
     void finish(exchange& ex);

@@ -60,8 +60,11 @@ struct exchange {
     std::string auth_user;
     policy::rate_limiter::key auth_key{};
     std::string auth_user_logged;
-    std::string_view auth_outcome;  // "failed" | "succeeded" | "throttled"
-    bool store_error = false;       // the shared limit store did not answer in time
+    std::string_view auth_outcome;    // "failed" | "succeeded" | "throttled"
+    bool store_error = false;         // the shared limit store did not answer in time
+    bool forms_login = false;         // an OWA logon form: failure is a redirect to logon.aspx
+    std::size_t prefetched_body = 0;  // body bytes read ahead into the relay buffer
+    limiter_slot anonymous_slot;      // anonymous_autodiscover concurrency (if configured)
 
     int status = 0;  // what the client was answered, 0 = nothing
     std::uint64_t bytes_in = 0;

@@ -139,6 +139,7 @@ void compile_locations(const config::root& cfg, snapshot& s, config::diagnostics
                           std::uint32_t scope) {
         auto out = std::make_shared<compiled_auth_failures>();
         out->max_failures = a.max_failures;
+        out->max_failures_per_address = a.max_failures_per_address;
         out->per = a.per;
         out->cool_off = a.cool_off;
         out->mode = cfg.policy_mode == config::rule_mode::report
@@ -151,6 +152,10 @@ void compile_locations(const config::root& cfg, snapshot& s, config::diagnostics
     std::shared_ptr<const compiled_auth_failures> global_auth;
     if (cfg.auth_failure_limits)
         global_auth = auth(*cfg.auth_failure_limits, "auth_failure_limits", 0x40000000u);
+    if (cfg.anonymous_autodiscover)
+        s.anonymous_autodiscover =
+            compile_dynamic_ip(*cfg.anonymous_autodiscover, "anonymous_autodiscover", 0x20000000u,
+                               cfg.policy_mode, diags);
     std::shared_ptr<const compiled_dynamic_ip> global_limits;
     if (cfg.dynamic_ip_restrictions && cfg.dynamic_ip_restrictions->has_limits)
         global_limits = compile_dynamic_ip(*cfg.dynamic_ip_restrictions, "dynamic_ip_restrictions",

@@ -68,6 +68,7 @@ struct compiled_dynamic_ip {
 // auth_failure_limits, compiled.
 struct compiled_auth_failures {
     std::uint64_t max_failures = 4;
+    std::uint64_t max_failures_per_address = 20;  // 0: addresses not counted
     std::chrono::nanoseconds per{}, cool_off{};
     config::rule_mode mode = config::rule_mode::enforce;
     std::string rule;  // "auth_failure_limits" or "<path>/auth_failure_limits"
@@ -105,6 +106,8 @@ struct snapshot {
     std::uint64_t max_connections_per_ip = 200;
     // dynamic_ip_restrictions' store: "local" or a redis:// URL (fixed at start), and what a
     // request gets when Redis does not answer within store_timeout.
+    // R26, on /autodiscover/autodiscover.json requests without credentials; null when off.
+    std::shared_ptr<const compiled_dynamic_ip> anonymous_autodiscover;
     std::string limit_store = "local";
     bool deny_on_store_error = false;
     duration store_timeout{std::chrono::milliseconds(100)};
