@@ -172,9 +172,6 @@ client_session::client_session(worker& w, asio::ip::tcp::socket socket, std::siz
       buffer_(listener_snap_->head_limits.request_line +
               listener_snap_->head_limits.request_headers + 8192),
       idle_timeout_(listener_snap_->timeouts.idle) {
-    // OpenSSL frees its ~34 KiB of record buffers whenever they are empty: an idle
-    // keep-alive or a held long-poll then costs little more than its socket.
-    SSL_set_mode(stream_.native_handle(), SSL_MODE_RELEASE_BUFFERS);
     boost::system::error_code ec;
     const auto remote = stream_.lowest_layer().remote_endpoint(ec);
     if (!ec) peer_ = remote.address();
@@ -404,6 +401,16 @@ awaitable<http::scan_result> client_session::read_head(http::head_scanner& scann
             phase_ = phase::idle;
             if (worker_.draining() && !first) co_return http::scan_result{};
             arm(first ? snap_->timeouts.request_header : idle_timeout_);
+            // Between requests a connection holds no buffer: it waits for the socket to turn
+            // readable first (OpenSSL has released its own record buffers by then), so that
+            // thousands of idle keep-alive clients cost little more than their sockets.
+            relay_buffer_.reset();
+            buffer_.shrink_to_fit();
+            if (SSL_has_pending(stream_.native_handle()) == 0) {
+                auto [wec] = co_await stream_.lowest_layer().async_wait(
+                    asio::ip::tcp::socket::wait_read, use_tuple);
+                if (wec) co_return http::scan_result{};
+            }
         }
         if (buffer_.size() >= buffer_.max_size()) {
             co_return http::scan_result{http::scan_status::reject, 0, 431, "head over buffer"};
@@ -441,8 +448,7 @@ awaitable<std::unique_ptr<upstream_connection>> client_session::connect_upstream
     }
     boost::system::error_code opt_ec;
     conn->stream.lowest_layer().set_option(asio::ip::tcp::no_delay(true), opt_ec);
-    SSL_set_mode(conn->stream.native_handle(), SSL_MODE_RELEASE_BUFFERS);
-    if (!tls::prepare_client_stream(conn->stream, up.server_name)) {
+    if (!tls::prepare_client_stream(conn->stream.native_handle(), up.server_name)) {
         upstream_ = nullptr;
         ex.error = "upstream server_name '" + up.server_name + "' refused by OpenSSL";
         co_return nullptr;
@@ -451,9 +457,10 @@ awaitable<std::unique_ptr<upstream_connection>> client_session::connect_upstream
     upstream_ = nullptr;
     if (hec) {
         pool.mark_down(server, clock::now());
-        ex.error = "upstream TLS " + target.label + ": " +
-                   (timed_out_ ? std::string("timeout")
-                               : tls::describe_handshake_failure(conn->stream, hec));
+        ex.error =
+            "upstream TLS " + target.label + ": " +
+            (timed_out_ ? std::string("timeout")
+                        : tls::describe_handshake_failure(conn->stream.native_handle(), hec));
         spdlog::warn("{}", ex.error);
         co_return nullptr;
     }

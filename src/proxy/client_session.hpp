@@ -10,8 +10,8 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl/stream.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include "tls/tls_stream.hpp"
 
 #include "eas/query_decoder.hpp"
 #include "proxy/exchange.hpp"
@@ -63,7 +63,7 @@ private:
         std::uint64_t bytes = 0;
     };
 
-    using tls_stream = boost::asio::ssl::stream<boost::asio::ip::tcp::socket>;
+    using tls_stream = tls::stream;
 
     // Phase on_accept: the PROXY protocol header, when the listener expects one.
     boost::asio::awaitable<bool> read_proxy_header();

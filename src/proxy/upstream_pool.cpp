@@ -11,8 +11,7 @@ bool still_open(upstream_connection& c) {
     // Bytes already inside OpenSSL (a record read past the response) are as bad as bytes
     // still in the socket: they would become the next client's response.
     SSL* ssl = c.stream.native_handle();
-    if (SSL_pending(ssl) != 0 || BIO_ctrl_pending(SSL_get_rbio(ssl)) != 0 || c.buffer.size() != 0)
-        return false;
+    if (SSL_has_pending(ssl) != 0 || c.buffer.size() != 0) return false;
     char byte;
     const auto n =
         ::recv(c.stream.lowest_layer().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);

@@ -8,17 +8,17 @@
 #include <vector>
 
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl/stream.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 
 #include "runtime/snapshot.hpp"
+#include "tls/tls_stream.hpp"
 
 namespace mailgate::proxy {
 
 using clock = std::chrono::steady_clock;
 
 struct upstream_connection {
-    upstream_connection(boost::asio::any_io_executor ex, boost::asio::ssl::context& ctx,
+    upstream_connection(const tls::stream::executor_type& ex, boost::asio::ssl::context& ctx,
                         std::size_t server_index)
         : stream(ex, ctx), buffer(max_buffer), server(server_index) {}
 
@@ -26,7 +26,7 @@ struct upstream_connection {
     // limited by Beast 1.81), and keeps any field below basic_fields' 64 KiB limit.
     static constexpr std::size_t max_buffer = 64 * 1024;
 
-    boost::asio::ssl::stream<boost::asio::ip::tcp::socket> stream;
+    tls::stream stream;
     boost::beast::flat_buffer buffer;  // bytes read past a response; empty when pooled
     std::size_t server;
     clock::time_point idle_since{};

@@ -83,9 +83,7 @@ std::shared_ptr<ssl::context> make_client_context(const config::upstream_tls& cf
     return ctx;
 }
 
-bool prepare_client_stream(ssl::stream<boost::asio::ip::tcp::socket>& stream,
-                           const std::string& server_name) {
-    SSL* s = stream.native_handle();
+bool prepare_client_stream(SSL* s, const std::string& server_name) {
     boost::system::error_code ec;
     const auto ip = boost::asio::ip::make_address(server_name, ec);
     X509_VERIFY_PARAM* param = SSL_get0_param(s);
@@ -99,10 +97,9 @@ bool prepare_client_stream(ssl::stream<boost::asio::ip::tcp::socket>& stream,
            SSL_set1_host(s, server_name.c_str()) == 1;
 }
 
-std::string describe_handshake_failure(ssl::stream<boost::asio::ip::tcp::socket>& stream,
-                                       const boost::system::error_code& ec) {
-    const long verify = SSL_get_verify_result(stream.native_handle());
-    if (verify != X509_V_OK && SSL_get_verify_mode(stream.native_handle()) != SSL_VERIFY_NONE) {
+std::string describe_handshake_failure(SSL* stream, const boost::system::error_code& ec) {
+    const long verify = SSL_get_verify_result(stream);
+    if (verify != X509_V_OK && SSL_get_verify_mode(stream) != SSL_VERIFY_NONE) {
         return std::string("certificate verify failed: ") + X509_verify_cert_error_string(verify);
     }
     return ec.message();

@@ -4,9 +4,9 @@
 #include <memory>
 #include <string>
 
+#include <openssl/ssl.h>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
-#include <boost/asio/ssl/stream.hpp>
 
 #include "config/diagnostics.hpp"
 #include "config/schema.hpp"
@@ -18,12 +18,9 @@ std::shared_ptr<boost::asio::ssl::context> make_client_context(const config::ups
 
 // Sets SNI and the name the certificate must carry (DNS name or IP address) on a new
 // upstream stream. Returns false when OpenSSL refuses the name.
-bool prepare_client_stream(boost::asio::ssl::stream<boost::asio::ip::tcp::socket>& stream,
-                           const std::string& server_name);
+bool prepare_client_stream(SSL* stream, const std::string& server_name);
 
 // Why a failed upstream handshake failed, e.g. "certificate verify failed: Hostname mismatch".
-std::string describe_handshake_failure(
-    boost::asio::ssl::stream<boost::asio::ip::tcp::socket>& stream,
-    const boost::system::error_code& ec);
+std::string describe_handshake_failure(SSL* stream, const boost::system::error_code& ec);
 
 }  // namespace mailgate::tls

@@ -113,7 +113,7 @@ struct probe {
     x509_ptr leaf;
 
     void start(const tcp::endpoint& ep, const std::string& server_name) {
-        if (!prepare_client_stream(stream, server_name)) {
+        if (!prepare_client_stream(stream.native_handle(), server_name)) {
             done = true;
             failure = "invalid server name '" + server_name + "'";
             return;

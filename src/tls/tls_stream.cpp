@@ -1,0 +1,138 @@
+#include "tls/tls_stream.hpp"
+
+#include <new>
+
+namespace mailgate::tls {
+
+namespace {
+
+SSL* new_ssl(boost::asio::ssl::context& ctx) {
+    SSL* ssl = ::SSL_new(ctx.native_handle());
+    if (ssl == nullptr) throw std::bad_alloc();
+    // Partial writes: write_some returns after each record, as a stream must. Moving
+    // buffers: a write retried after WANT_WRITE may come from a relocated buffer (the same
+    // bytes). Release buffers: nothing is held while a connection waits.
+    ::SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                            SSL_MODE_RELEASE_BUFFERS);
+    // One read() fetches as much as is there (up to a record buffer), not a 5-byte header
+    // and then the rest: half the syscalls per record.
+    ::SSL_set_read_ahead(ssl, 1);
+    return ssl;
+}
+
+}  // namespace
+
+stream::stream(socket_type socket, boost::asio::ssl::context& ctx)
+    : socket_(std::move(socket)), ssl_(new_ssl(ctx)) {}
+
+stream::stream(const executor_type& ex, boost::asio::ssl::context& ctx)
+    : socket_(ex), ssl_(new_ssl(ctx)) {}
+
+stream::~stream() { ::SSL_free(ssl_); }
+
+bool stream::attach(boost::system::error_code& ec) {
+    if (attached_) return true;
+    socket_.non_blocking(true, ec);
+    if (ec) return false;
+    if (::SSL_set_fd(ssl_, static_cast<int>(socket_.native_handle())) != 1) {
+        ec = boost::asio::error::invalid_argument;
+        return false;
+    }
+    attached_ = true;
+    return true;
+}
+
+stream::step_result stream::outcome(int ret) {
+    step_result r;
+    const int err = ::SSL_get_error(ssl_, ret);
+    switch (err) {
+        case SSL_ERROR_WANT_READ:
+            r.next = want::read;
+            return r;
+        case SSL_ERROR_WANT_WRITE:
+            r.next = want::write;
+            return r;
+        case SSL_ERROR_ZERO_RETURN:
+            r.ec = boost::asio::error::eof;
+            return r;
+        case SSL_ERROR_SYSCALL:
+            if (errno != 0) {
+                r.ec = boost::system::error_code(errno, boost::system::system_category());
+                return r;
+            }
+            r.ec = boost::asio::ssl::error::stream_truncated;
+            return r;
+        default: {
+            const unsigned long e = ::ERR_get_error();
+            if (ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+                r.ec = boost::asio::ssl::error::stream_truncated;
+            } else if (e != 0) {
+                r.ec = boost::system::error_code(static_cast<int>(e),
+                                                 boost::asio::error::get_ssl_category());
+            } else {
+                r.ec = boost::asio::error::connection_aborted;
+            }
+            return r;
+        }
+    }
+}
+
+stream::step_result stream::handshake_step::operator()(stream& s) {
+    step_result r;
+    if (!s.attached_) {
+        if (!s.attach(r.ec)) return r;
+        if (type == boost::asio::ssl::stream_base::server)
+            ::SSL_set_accept_state(s.ssl_);
+        else
+            ::SSL_set_connect_state(s.ssl_);
+    }
+    ::ERR_clear_error();
+    errno = 0;
+    const int ret = ::SSL_do_handshake(s.ssl_);
+    if (ret == 1) return r;
+    return s.outcome(ret);
+}
+
+stream::step_result stream::shutdown_step::operator()(stream& s) {
+    step_result r;
+    if (!s.attached_) return r;
+    ::ERR_clear_error();
+    errno = 0;
+    const int ret = ::SSL_shutdown(s.ssl_);
+    // 0: our close_notify is out, the peer's has not come; we do not wait for it.
+    if (ret >= 0) return r;
+    r = s.outcome(ret);
+    // A shutdown that wants to read is waiting for the peer: not our business.
+    if (r.next == want::read) r.next = want::done;
+    return r;
+}
+
+stream::step_result stream::read_step::operator()(stream& s) {
+    step_result r;
+    if (buffer.size() == 0) return r;
+    ::ERR_clear_error();
+    errno = 0;
+    std::size_t n = 0;
+    const int ret = ::SSL_read_ex(s.ssl_, buffer.data(), buffer.size(), &n);
+    if (ret == 1) {
+        r.bytes = n;
+        return r;
+    }
+    return s.outcome(ret);
+}
+
+stream::step_result stream::write_step::operator()(stream& s) {
+    step_result r;
+    if (buffer.size() == 0) return r;
+    ::ERR_clear_error();
+    errno = 0;
+    std::size_t n = 0;
+    const int ret = ::SSL_write_ex(s.ssl_, buffer.data(), buffer.size(), &n);
+    if (ret == 1) {
+        r.bytes = n;
+        return r;
+    }
+    return s.outcome(ret);
+}
+
+}  // namespace mailgate::tls
