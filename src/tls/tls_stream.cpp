@@ -107,32 +107,22 @@ stream::step_result stream::shutdown_step::operator()(stream& s) {
     return r;
 }
 
-stream::step_result stream::read_step::operator()(stream& s) {
+template <class Data, class Transfer>
+stream::step_result stream::transfer(Data* data, std::size_t size, Transfer ssl_call) {
     step_result r;
-    if (buffer.size() == 0) return r;
+    if (size == 0) return r;
     ::ERR_clear_error();
     errno = 0;
-    std::size_t n = 0;
-    const int ret = ::SSL_read_ex(s.ssl_, buffer.data(), buffer.size(), &n);
-    if (ret == 1) {
-        r.bytes = n;
-        return r;
-    }
-    return s.outcome(ret);
+    const int ret = ssl_call(ssl_, data, size, &r.bytes);
+    return ret == 1 ? r : outcome(ret);
+}
+
+stream::step_result stream::read_step::operator()(stream& s) {
+    return s.transfer(buffer.data(), buffer.size(), ::SSL_read_ex);
 }
 
 stream::step_result stream::write_step::operator()(stream& s) {
-    step_result r;
-    if (buffer.size() == 0) return r;
-    ::ERR_clear_error();
-    errno = 0;
-    std::size_t n = 0;
-    const int ret = ::SSL_write_ex(s.ssl_, buffer.data(), buffer.size(), &n);
-    if (ret == 1) {
-        r.bytes = n;
-        return r;
-    }
-    return s.outcome(ret);
+    return s.transfer(buffer.data(), buffer.size(), ::SSL_write_ex);
 }
 
 }  // namespace mailgate::tls

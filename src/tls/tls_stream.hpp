@@ -87,6 +87,9 @@ private:
 
     // The outcome of an SSL_* call that returned `ret`, in Asio's terms.
     step_result outcome(int ret);
+    // One SSL_read_ex or SSL_write_ex of `size` bytes.
+    template <class Data, class Transfer>
+    step_result transfer(Data* data, std::size_t size, Transfer ssl_call);
     // Sets the socket non-blocking and attaches it to the SSL object (once).
     bool attach(boost::system::error_code& ec);
 
