@@ -762,7 +762,7 @@ awaitable<client_session::relay_result> client_session::relay_body(
     Parser& parser, Source& source, beast::flat_buffer& source_buffer, clock::duration read_timeout,
     Sink& sink, bool chunked, std::uint64_t limit, std::uint64_t min_rate) {
     relay_result result;
-    if (!relay_buffer_) relay_buffer_ = std::make_unique<char[]>(relay_buffer_size);
+    if (!relay_buffer_) relay_buffer_ = std::make_unique_for_overwrite<char[]>(relay_buffer_size);
     char* const data = relay_buffer_.get() + chunk_head_room;
     // Slow POST: each byte buys 1/min_rate s past a grace, so a client trickling a byte per
     // read timeout cannot hold the connection (and an upstream slot) for hours.
@@ -1046,7 +1046,7 @@ awaitable<bool> client_session::apply_auth_throttle(exchange& ex, bool& keep_ali
 }
 
 awaitable<bool> client_session::prefetch_body(exchange& ex) {
-    if (!relay_buffer_) relay_buffer_ = std::make_unique<char[]>(relay_buffer_size);
+    if (!relay_buffer_) relay_buffer_ = std::make_unique_for_overwrite<char[]>(relay_buffer_size);
     char* const data = relay_buffer_.get() + chunk_head_room;
     phase_ = phase::read_body;
     arm(snap_->timeouts.request_header);
