@@ -41,7 +41,15 @@ constexpr std::size_t relay_chunk = 16 * 1024;
 // Room before the data for a chunk-size line, and after it for the CRLF, so that one
 // chunk goes out as one write (one TLS record) without copying.
 constexpr std::size_t chunk_head_room = 20;
-constexpr std::size_t relay_buffer_size = chunk_head_room + relay_chunk + 2;
+constexpr std::string_view last_chunk = "0\r\n\r\n";  // trailers are parsed and dropped
+// After the data: the chunk's CRLF, and the last chunk when the body ends with this write.
+constexpr std::size_t relay_buffer_size = chunk_head_room + relay_chunk + 2 + last_chunk.size();
+
+// Bytes that a read would return without waiting: in the parser's buffer, or decrypted
+// or read ahead inside OpenSSL.
+bool readable_now(tls::stream& source, const beast::flat_buffer& buffer) {
+    return buffer.size() > 0 || SSL_has_pending(source.native_handle()) != 0;
+}
 constexpr std::chrono::seconds shutdown_timeout{2};
 constexpr std::uint32_t upstream_header_limit = 64 * 1024;
 
@@ -728,12 +736,19 @@ awaitable<bool> client_session::relay_response(exchange& ex, const runtime::comp
                                 keep_alive, out_);
     ex.status = static_cast<int>(status);
     phase_ = phase::relay_response;
-    arm(snap_->timeouts.send);
-    auto [wec, wn] = co_await asio::async_write(stream_, asio::buffer(out_), use_tuple);
-    ex.bytes_out += wn;
-    if (wec) {
-        ex.error = "client write failed";
-        co_return false;
+    // With body bytes already at hand the head goes out with them; otherwise now, so that a
+    // client waiting on a slow or streaming body (a Ping, MAPI chunks) sees it at once.
+    const bool with_body =
+        framing == response_framing::content_length && readable_now(conn.stream, conn.buffer);
+    if (!with_body) {
+        arm(snap_->timeouts.send);
+        auto [wec, wn] = co_await asio::async_write(stream_, asio::buffer(out_), use_tuple);
+        ex.bytes_out += wn;
+        if (wec) {
+            ex.error = "client write failed";
+            co_return false;
+        }
+        out_.clear();
     }
     if (framing == response_framing::none) {
         upstream_reusable = rp.is_done() && rp.keep_alive() && conn.buffer.size() == 0;
@@ -744,8 +759,8 @@ awaitable<bool> client_session::relay_response(exchange& ex, const runtime::comp
                                   : clock::duration(loc.upstream_response);
     const auto r = co_await relay_body(rp, conn.stream, conn.buffer, read_timeout, stream_,
                                        framing == response_framing::chunked,
-                                       std::numeric_limits<std::uint64_t>::max());
-    ex.bytes_out += r.bytes;
+                                       std::numeric_limits<std::uint64_t>::max(), 0, &out_);
+    ex.bytes_out += r.bytes + r.head_bytes;
     if (r.status != relay_status::ok) {
         timed_out_ = false;
         ex.error = r.status == relay_status::read_failed
@@ -760,23 +775,25 @@ awaitable<bool> client_session::relay_response(exchange& ex, const runtime::comp
 template <class Parser, class Source, class Sink>
 awaitable<client_session::relay_result> client_session::relay_body(
     Parser& parser, Source& source, beast::flat_buffer& source_buffer, clock::duration read_timeout,
-    Sink& sink, bool chunked, std::uint64_t limit, std::uint64_t min_rate) {
+    Sink& sink, bool chunked, std::uint64_t limit, std::uint64_t min_rate, std::string* head) {
     relay_result result;
     if (!relay_buffer_) relay_buffer_ = std::make_unique_for_overwrite<char[]>(relay_buffer_size);
     char* const data = relay_buffer_.get() + chunk_head_room;
     // Slow POST: each byte buys 1/min_rate s past a grace, so a client trickling a byte per
     // read timeout cannot hold the connection (and an upstream slot) for hours.
     const auto grace_end = clock::now() + snap_->timeouts.request_header;
+    std::size_t pending = 0;  // read into the relay buffer, not yet written
+    bool last_sent = false;   // the last chunk went out with the data
     while (!parser.is_done()) {
         auto& body = parser.get().body();
-        body.data = data;
-        body.size = relay_chunk;
+        body.data = data + pending;
+        body.size = relay_chunk - pending;
         arm(read_timeout);
         bool rate_armed = false;
         if (min_rate > 0) {
             const auto earned =
                 std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(
-                    static_cast<double>(result.bytes) / static_cast<double>(min_rate)));
+                    static_cast<double>(result.bytes + pending) / static_cast<double>(min_rate)));
             if (grace_end + earned < deadline_) {
                 arm_at(grace_end + earned);
                 rate_armed = true;
@@ -789,27 +806,56 @@ awaitable<client_session::relay_result> client_session::relay_body(
                 rate_armed && timed_out_ ? relay_status::too_slow : relay_status::read_failed;
             co_return result;
         }
-        const std::size_t got = relay_chunk - body.size;
-        if (got == 0) continue;
-        if (result.bytes + got > limit) {
+        pending += relay_chunk - pending - body.size;
+        if (result.bytes + pending > limit) {
             result.status = relay_status::too_large;
             co_return result;
         }
-        const char* start = chunked ? frame_chunk(data, got) : data;
-        const std::size_t len = chunked ? static_cast<std::size_t>(data + got + 2 - start) : got;
+        // What is already here goes out with this write: one TLS record and one syscall
+        // instead of one per piece the parser hands over.
+        // Not for chunked bodies: there the bytes at hand may be only the chunk's CRLF, and the
+        // next read would wait for the upstream's next chunk (MAPI sends one every few s).
+        if (!chunked && !parser.is_done() && pending < relay_chunk &&
+            readable_now(source, source_buffer))
+            continue;
+        if (pending == 0 && !parser.is_done()) continue;
+        const char* start = data;
+        std::size_t len = pending;
+        if (chunked) {
+            start = pending > 0 ? frame_chunk(data, pending) : data;
+            len = pending > 0 ? static_cast<std::size_t>(data + pending + 2 - start) : 0;
+            if (parser.is_done()) {
+                std::memcpy(const_cast<char*>(start) + len, last_chunk.data(), last_chunk.size());
+                len += last_chunk.size();
+            }
+        }
+        if (head != nullptr && !head->empty()) {
+            // The response head and the first body bytes: one record.
+            head->append(start, len);
+            start = head->data();
+            len = head->size();
+        }
         arm(snap_->timeouts.send);
         auto [wec, wn] = co_await asio::async_write(sink, asio::buffer(start, len), use_tuple);
+        if (head != nullptr && !head->empty()) {
+            result.head_bytes = wn < head->size() - len ? wn : head->size() - len;
+            head->clear();
+        }
         if (wec) {
             result.status = relay_status::write_failed;
             co_return result;
         }
-        result.bytes += got;
+        result.bytes += pending;
+        pending = 0;
+        last_sent = chunked && parser.is_done();
     }
-    if (chunked) {
-        // Trailers were parsed and dropped: they never reach the other side.
-        static constexpr std::string_view last_chunk = "0\r\n\r\n";
+    // A body the parser finished without a read (or a chunked body's end still owed).
+    std::string tail = head != nullptr ? std::move(*head) : std::string();
+    if (chunked && !last_sent) tail += last_chunk;
+    if (!tail.empty()) {
         arm(snap_->timeouts.send);
-        auto [wec, wn] = co_await asio::async_write(sink, asio::buffer(last_chunk), use_tuple);
+        auto [wec, wn] = co_await asio::async_write(sink, asio::buffer(tail), use_tuple);
+        if (head != nullptr) result.head_bytes += std::min<std::size_t>(wn, tail.size());
         if (wec) result.status = relay_status::write_failed;
     }
     co_return result;

@@ -60,7 +60,8 @@ private:
     enum class relay_status { ok, read_failed, write_failed, too_large, too_slow };
     struct relay_result {
         relay_status status = relay_status::ok;
-        std::uint64_t bytes = 0;
+        std::uint64_t bytes = 0;       // body bytes relayed
+        std::uint64_t head_bytes = 0;  // of `head`, written with the first body bytes
     };
 
     using tls_stream = tls::stream;
@@ -82,7 +83,8 @@ private:
                                                     boost::beast::flat_buffer& source_buffer,
                                                     clock::duration read_timeout, Sink& sink,
                                                     bool chunked, std::uint64_t limit,
-                                                    std::uint64_t min_rate = 0);
+                                                    std::uint64_t min_rate = 0,
+                                                    std::string* head = nullptr);
     // mailgate's own reply. Returns whether the connection can carry another request.
     boost::asio::awaitable<bool> reply(exchange& ex, int status, bool close);
     boost::asio::awaitable<void> shutdown();
