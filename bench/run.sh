@@ -64,6 +64,8 @@ SCENARIOS=${SCENARIOS:-a b c d e g}
 [ "$FULL" = 1 ] && [[ " $SCENARIOS " != *" f "* ]] && SCENARIOS="$SCENARIOS f"
 RESULTS=${RESULTS:-$bench/results}
 PY=/usr/bin/python3
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
 MG="${MAILGATE_BIN:-$root/build/release/mailgate}"
 work="$bench/work/run"
 certs="$work/certs"
@@ -116,17 +118,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-forget() { local p=$1 i; for i in "${!started[@]}"; do [ "${started[$i]}" = "$p" ] && unset 'started[i]'; done; return 0; }
-
-wait_port() {  # port seconds
-  local i
-  for ((i = 0; i < $2 * 10; i++)); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  return 1
-}
 
 # utime+stime of the proxy's processes, in ticks, into TICKS (no fork: called around the run)
 proxy_ticks() {

@@ -36,6 +36,8 @@ WARMUP=${WARMUP:-2}
 CONNECTIONS=${CONNECTIONS:-16}
 MG="${MAILGATE_BIN:-$root/build/release/mailgate}"
 PY=/usr/bin/python3
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
 work="$root/bench/work/store"
 certs="$work/certs"
 logs="$work/logs"
@@ -61,16 +63,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-forget() { local p=$1 i; for i in "${!started[@]}"; do [ "${started[$i]}" = "$p" ] && unset 'started[i]'; done; return 0; }
-
-wait_port() {  # port seconds
-  local i
-  for ((i = 0; i < $2 * 10; i++)); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  return 1
-}
 
 free_ports() {  # n -> n distinct loopback ports free right now
   "$PY" - "$1" <<'PY'
