@@ -5,6 +5,7 @@
 # CONNS connections (GET 1 KiB, scenario a's shape); the difference of the two totals,
 # divided by N2 - N1, is the cost of one request without start-up and handshakes.
 # Usage: MAILGATE_BIN=build/release/mailgate bench/callgrind.sh        (N1=200 N2=1200 CONNS=4)
+#        SIZE=1048576 N1=10 N2=60: the body size (scenario d's 1 MiB)
 #        KEEP=1 keeps the callgrind files (bench/work/callgrind/) for callgrind_annotate.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -19,7 +20,7 @@ for p in valgrind nginx; do
 done
 bash "$root/scripts/demo-certs.sh" "$work/certs" >/dev/null
 certs="$work/certs"
-head -c 1024 /dev/zero | tr '\0' 'x' > "$work/1k"
+head -c "${SIZE:-1024}" /dev/zero | tr '\0' 'x' > "$work/1k"
 
 cat > "$work/nginx.conf" <<CONF
 worker_processes 1;
@@ -110,5 +111,5 @@ measure() {
 ir1=$(measure "$n1") && ir2=$(measure "$n2") || exit 1
 per=$(( (ir2 - ir1) / (n2 - n1) ))
 echo "callgrind: $ir1 Ir for $n1 requests, $ir2 Ir for $n2 requests"
-echo "instructions per request (keep-alive GET 1 KiB, $conns connections): $per"
+echo "instructions per request (keep-alive GET ${SIZE:-1024} bytes, $conns connections): $per"
 [ "${KEEP:-0}" = 1 ] || rm -f "$work"/callgrind.*.out

@@ -784,6 +784,16 @@ awaitable<client_session::relay_result> client_session::relay_body(
     const auto grace_end = clock::now() + snap_->timeouts.request_header;
     std::size_t pending = 0;  // read into the relay buffer, not yet written
     bool last_sent = false;   // the last chunk went out with the data
+    // Beast reads as much as the buffer has room for, at least 512 bytes: a buffer shrunk
+    // while idle would cut a 16 KiB TLS record into 32 reads. Room for a record; given back
+    // when the body is through.
+    source_buffer.reserve(std::min(source_buffer.max_size(), relay_chunk + 1024));
+    struct shrink_after {
+        beast::flat_buffer& b;
+        ~shrink_after() {
+            if (b.size() == 0) b.shrink_to_fit();
+        }
+    } shrink{source_buffer};
     while (!parser.is_done()) {
         auto& body = parser.get().body();
         body.data = data + pending;
