@@ -642,8 +642,17 @@ awaitable<bool> client_session::forward(exchange& ex, const runtime::compiled_lo
         rp->header_limit(upstream_header_limit);
         rp->body_limit(boost::none);
         if (req.method() == bhttp::verb::head) rp->skip(true);
-        auto [rec, rn] =
-            co_await bhttp::async_read_header(conn->stream, conn->buffer, *rp, use_tuple);
+        boost::system::error_code rec;
+        std::size_t rn = 0;
+        if (conn->buffer.size() == 0 && SSL_has_pending(conn->stream.native_handle()) == 0) {
+            // OpenSSL takes its 16 KiB read buffer at the first read and keeps it until a
+            // record comes: waiting for the socket first, a held long-poll holds none.
+            std::tie(rec) = co_await conn->stream.lowest_layer().async_wait(
+                asio::ip::tcp::socket::wait_read, use_tuple);
+        }
+        if (!rec)
+            std::tie(rec, rn) =
+                co_await bhttp::async_read_header(conn->stream, conn->buffer, *rp, use_tuple);
         // Interim 1xx responses (other than 101, which cannot happen without Upgrade) are
         // consumed here: a 100 Continue was relayed above, or comes unasked.
         while (!rec && rp->get().result_int() >= 100 && rp->get().result_int() < 200 &&

@@ -124,7 +124,13 @@ stream::step_result stream::transfer(Data* data, std::size_t size, Transfer ssl_
 }
 
 stream::step_result stream::read_step::operator()(stream& s) {
-    return s.transfer(buffer.data(), buffer.size(), ::SSL_read_ex);
+    auto r = s.transfer(buffer.data(), buffer.size(), ::SSL_read_ex);
+    // Nothing to read: give the read buffer back before waiting, which may take an hour.
+    // SSL_MODE_RELEASE_BUFFERS frees it only after an application data record, not after
+    // a read that found only handshake messages (TLS 1.3 session tickets) or nothing.
+    // It fails harmlessly when bytes are still buffered.
+    if (r.next == want::read) ::SSL_free_buffers(s.ssl_);
+    return r;
 }
 
 stream::step_result stream::write_step::operator()(stream& s) {
