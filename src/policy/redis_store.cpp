@@ -125,16 +125,23 @@ struct redis_store::connection {
     std::unique_ptr<redisContext, context_deleter> ctx;
     std::string sha;  // of the loaded script
 
-    // One command, waited for (connect-time setup only).
-    reply_ptr command(const std::vector<std::string>& args) {
+    // Queues one command for the next pipeline flush.
+    bool append(const std::vector<std::string>& args) {
         std::vector<const char*> argv;
         std::vector<std::size_t> lens;
         for (const auto& a : args) {
             argv.push_back(a.data());
             lens.push_back(a.size());
         }
-        return reply_ptr(static_cast<redisReply*>(
-            redisCommandArgv(ctx.get(), static_cast<int>(argv.size()), argv.data(), lens.data())));
+        return redisAppendCommandArgv(ctx.get(), static_cast<int>(argv.size()), argv.data(),
+                                      lens.data()) == REDIS_OK;
+    }
+
+    // One command, waited for (connect-time setup only); nullptr when the link failed.
+    reply_ptr command(const std::vector<std::string>& args) {
+        void* raw = nullptr;
+        if (!append(args) || redisGetReply(ctx.get(), &raw) != REDIS_OK) return nullptr;
+        return reply_ptr(static_cast<redisReply*>(raw));
     }
 };
 
@@ -265,14 +272,7 @@ bool redis_store::exchange(connection& c, std::deque<item>& batch) {
             case op::reset:
                 break;
         }
-        std::vector<const char*> argv;
-        std::vector<std::size_t> lens;
-        for (const auto& a : args) {
-            argv.push_back(a.data());
-            lens.push_back(a.size());
-        }
-        if (redisAppendCommandArgv(c.ctx.get(), static_cast<int>(argv.size()), argv.data(),
-                                   lens.data()) != REDIS_OK) {
+        if (!c.append(args)) {
             note_error("cannot queue a command");
             return false;
         }

@@ -24,7 +24,6 @@
 #include "net/forwarded_for.hpp"
 #include "net/proxy_protocol.hpp"
 #include "observe/access_log.hpp"
-#include "proxy/store_call.hpp"
 #include "proxy/worker.hpp"
 #include "tls/client_context.hpp"
 
@@ -642,17 +641,10 @@ awaitable<bool> client_session::forward(exchange& ex, const runtime::compiled_lo
         rp->header_limit(upstream_header_limit);
         rp->body_limit(boost::none);
         if (req.method() == bhttp::verb::head) rp->skip(true);
-        boost::system::error_code rec;
-        std::size_t rn = 0;
-        if (conn->buffer.size() == 0 && SSL_has_pending(conn->stream.native_handle()) == 0) {
-            // OpenSSL takes its 16 KiB read buffer at the first read and keeps it until a
-            // record comes: waiting for the socket first, a held long-poll holds none.
-            std::tie(rec) = co_await conn->stream.lowest_layer().async_wait(
-                asio::ip::tcp::socket::wait_read, use_tuple);
-        }
-        if (!rec)
-            std::tie(rec, rn) =
-                co_await bhttp::async_read_header(conn->stream, conn->buffer, *rp, use_tuple);
+        // No OpenSSL read buffer is held through the wait: tls::stream frees it whenever a
+        // read finds nothing.
+        auto [rec, rn] =
+            co_await bhttp::async_read_header(conn->stream, conn->buffer, *rp, use_tuple);
         // Interim 1xx responses (other than 101, which cannot happen without Upgrade) are
         // consumed here: a 100 Continue was relayed above, or comes unasked.
         while (!rec && rp->get().result_int() >= 100 && rp->get().result_int() < 200 &&
@@ -857,7 +849,7 @@ awaitable<client_session::relay_result> client_session::relay_body(
         arm(snap_->timeouts.send);
         auto [wec, wn] = co_await asio::async_write(sink, asio::buffer(start, len), use_tuple);
         if (head != nullptr && !head->empty()) {
-            result.head_bytes = wn < head->size() - len ? wn : head->size() - len;
+            result.head_bytes = std::min(wn, head->size() - len);
             head->clear();
         }
         if (wec) {
@@ -991,38 +983,18 @@ awaitable<bool> client_session::apply_limit(exchange& ex, const runtime::compile
     // A held ActiveSync Ping is one request per device per hour: it counts against the rate
     // but never as concurrent load, or a carrier NAT full of phones would lock itself out.
     const bool long_poll = ex.eas != nullptr && ex.eas->cmd == "Ping";
-    policy::limit_decision decision;
-    if (auto* redis = worker_.redis()) {
-        auto name = redis->next_slot();
-        const auto r = co_await call_store(worker_.io(), snap_->store_timeout, [&](auto done) {
-            redis->acquire(key, d.limits, !long_poll, name, std::move(done));
-        });
-        if (r.ok) {
-            decision = r.decision;
-        } else {
-            // A slot Redis took after we stopped waiting must not linger for its lease.
-            if (d.limits.max_concurrent > 0 && !long_poll) redis->release(key, name);
-            decision.outcome = store_unanswered(ex);
-            decision.retry_after = 1;
-        }
-        if (decision.holds_slot) {
-            slot.redis = redis;
-            slot.key = key;
-            slot.name = std::move(name);
-        }
-    } else {
-        auto& limiter = worker_.limiter();
-        decision = limiter.acquire(key, d.limits, clock::now(), !long_poll);
-        if (decision.holds_slot) {
-            slot.limiter = &limiter;
-            slot.key = key;
-        }
+    auto decision =
+        co_await worker_.limits().acquire(key, d.limits, !long_poll, snap_->store_timeout, slot);
+    if (!decision) {
+        decision.emplace();
+        decision->outcome = store_unanswered(ex);
+        decision->retry_after = 1;
     }
-    if (!decision.denied()) co_return true;
-    const auto reason = decision.outcome == policy::limit_outcome::rate         ? 0
-                        : decision.outcome == policy::limit_outcome::concurrent ? 1
-                        : decision.outcome == policy::limit_outcome::blocked    ? 2
-                                                                                : 3;
+    if (!decision->denied()) co_return true;
+    const auto reason = decision->outcome == policy::limit_outcome::rate         ? 0
+                        : decision->outcome == policy::limit_outcome::concurrent ? 1
+                        : decision->outcome == policy::limit_outcome::blocked    ? 2
+                                                                                 : 3;
     const bool enforce = d.mode == config::rule_mode::enforce;
     if (reason < 3) counts[reason][enforce ? 0 : 1].fetch_add(1, std::memory_order_relaxed);
     static constexpr std::array<std::string_view, 4> why{
@@ -1040,7 +1012,7 @@ awaitable<bool> client_session::apply_limit(exchange& ex, const runtime::compile
         abort_connection();
         co_return false;
     }
-    if (d.act == config::action::too_many_requests) ex.retry_after = decision.retry_after;
+    if (d.act == config::action::too_many_requests) ex.retry_after = decision->retry_after;
     keep_alive = co_await reply(ex, policy::status_of(d.act), http::has_body(ex.info));
     co_return false;
 }
@@ -1138,12 +1110,8 @@ policy::rate_limiter::key client_session::address_key(const exchange& ex,
 
 awaitable<std::uint32_t> client_session::cool_off_of(exchange& ex,
                                                      const policy::rate_limiter::key& key) {
-    auto* redis = worker_.redis();
-    if (redis == nullptr) co_return worker_.limiter().blocked_for(key, clock::now());
-    const auto r = co_await call_store(worker_.io(), snap_->store_timeout, [&](auto done) {
-        redis->blocked_for(key, std::move(done));
-    });
-    if (r.ok) co_return r.seconds;
+    if (const auto seconds = co_await worker_.limits().blocked_for(key, snap_->store_timeout))
+        co_return *seconds;
     co_return store_unanswered(ex) == policy::limit_outcome::allowed ? 0 : 1;
 }
 
@@ -1158,26 +1126,17 @@ void client_session::note_auth_result(exchange& ex, const bhttp::response_header
                  http::is_failed_forms_login(
                      status, std::string_view(it->value().data(), it->value().size()));
     }
-    auto& limiter = worker_.limiter();
-    auto* redis = worker_.redis();
-    const auto record = [&](const policy::rate_limiter::key& key, std::uint64_t max) {
-        if (redis)
-            redis->record_failure(key, max, a->per, a->cool_off);
-        else
-            limiter.record_failure(key, max, a->per, a->cool_off, clock::now());
-    };
+    auto& store = worker_.limits();
     if (failed) {
         worker_.counters().auth_failures.fetch_add(1, std::memory_order_relaxed);
-        record(ex.auth_key, a->max_failures);
+        store.record_failure(ex.auth_key, a->max_failures, a->per, a->cool_off);
         if (a->max_failures_per_address > 0)
-            record(address_key(ex, *a), a->max_failures_per_address);
+            store.record_failure(address_key(ex, *a), a->max_failures_per_address, a->per,
+                                 a->cool_off);
         if (ex.auth_outcome.empty()) ex.auth_outcome = "failed";
     } else {
         // Only the user's count: one good login from an address does not clear a spray.
-        if (redis)
-            redis->reset(ex.auth_key);
-        else
-            limiter.reset(ex.auth_key);
+        store.reset(ex.auth_key);
         if (ex.auth_outcome.empty()) ex.auth_outcome = "succeeded";
     }
 }

@@ -13,7 +13,7 @@
 
 #include "http/request_head.hpp"
 #include "policy/policy.hpp"
-#include "policy/redis_store.hpp"
+#include "proxy/limit_store.hpp"
 #include "runtime/snapshot.hpp"
 
 namespace mailgate::http {
@@ -21,22 +21,6 @@ using response_parser = boost::beast::http::response_parser<boost::beast::http::
 }
 
 namespace mailgate::proxy {
-
-// A concurrency slot of dynamic_ip_restrictions, given back when the exchange ends however
-// it ends (reply, close, exception).
-struct limiter_slot {
-    policy::rate_limiter* limiter = nullptr;  // the local store's, or
-    policy::redis_store* redis = nullptr;     // Redis' (named by `name`)
-    policy::rate_limiter::key key{};
-    std::string name;
-    limiter_slot() = default;
-    limiter_slot(const limiter_slot&) = delete;
-    limiter_slot& operator=(const limiter_slot&) = delete;
-    ~limiter_slot() {
-        if (limiter) limiter->release(key);
-        if (redis) redis->release(key, std::move(name));
-    }
-};
 
 struct exchange {
     std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();

@@ -15,6 +15,7 @@
 
 #include "observe/access_log.hpp"
 #include "policy/redis_store.hpp"
+#include "proxy/limit_store.hpp"
 #include "proxy/upstream_pool.hpp"
 #include "runtime/snapshot.hpp"
 
@@ -108,10 +109,12 @@ public:
     void leave(client_session* s);
     worker_counters& counters() { return counters_; }
     const worker_counters& counters() const { return counters_; }
-    // Shared by all workers and kept across reloads (the state of dynamic IP restrictions).
+    // The state of dynamic limits and failed-login counts, local or Redis (sessions).
+    limit_store& limits() { return limits_; }
+    // Shared by all workers and kept across reloads; connection limits always use it (they
+    // count this instance's sockets). For metrics.
     policy::rate_limiter& limiter() { return *limiter_; }
-    // The Redis store when `store: redis://...`, else nullptr (the local limiter decides).
-    // Connection limits stay local: they count this instance's sockets.
+    // The Redis store when `store: redis://...`, else nullptr. For metrics.
     policy::redis_store* redis() { return redis_.get(); }
     void count_policy(const std::shared_ptr<const runtime::snapshot>& snap,
                       const policy::verdict& v);
@@ -138,6 +141,9 @@ private:
     std::atomic<std::size_t> active_{0};
     bool draining_ = false;
     worker_counters counters_;
+    // Before io_ too (slots of sessions destroyed inside ~io_context go back to it); it only
+    // keeps a reference to io_.
+    limit_store limits_{*limiter_, redis_.get(), io_};
     std::shared_ptr<policy_hits> hits_;  // of the newest snapshot seen
     boost::asio::io_context io_{1};
     // Declared after io_: their sockets and timers go before the context does.

@@ -1013,6 +1013,20 @@ TEST(LoadString, DynamicLimitsAndAuthFailureLimitsRefuseBadInput) {
         << lines(bad_store);
     EXPECT_TRUE(has(bad_store, "invalid value 'maybe' for 'on_store_error'")) << lines(bad_store);
     EXPECT_TRUE(has(bad_store, "'store_timeout' must be between 1ms and 5s")) << lines(bad_store);
+    const auto bad_auth = load(minimal(
+        "anonymous_autodiscover: on\nauth_failure_limits: { max_failures_per_address: -1 }\n"));
+    EXPECT_FALSE(bad_auth.config);
+    EXPECT_TRUE(has(bad_auth, "'anonymous_autodiscover' must be a map")) << lines(bad_auth);
+    EXPECT_TRUE(has(bad_auth, "'max_failures_per_address' must be an integer from 0 to 100000"))
+        << lines(bad_auth);
+    const auto off = load(minimal("anonymous_autodiscover: off\n"));
+    ASSERT_TRUE(off.config) << lines(off);
+    EXPECT_FALSE(off.config->anonymous_autodiscover);
+    const auto defaults = load(minimal());
+    ASSERT_TRUE(defaults.config);
+    ASSERT_TRUE(defaults.config->anonymous_autodiscover);
+    EXPECT_EQ(defaults.config->anonymous_autodiscover->max_requests, 30u);
+    EXPECT_EQ(defaults.config->anonymous_autodiscover->per, std::chrono::minutes(1));
     const auto zero = load(minimal("auth_failure_limits: { max_failures: 0, per: 0s }\n"));
     EXPECT_FALSE(zero.config);
     EXPECT_TRUE(has(zero, "'max_failures' must be an integer from 1 to 1000")) << lines(zero);
