@@ -7,6 +7,8 @@
 # Usage: MAILGATE_BIN=build/release/mailgate bench/callgrind.sh        (N1=200 N2=1200 CONNS=4)
 #        SIZE=1048576 N1=10 N2=60: the body size (scenario d's 1 MiB)
 #        KEEP=1 keeps the callgrind files (bench/work/callgrind/) for callgrind_annotate.
+#        PROXY=nginx measures nginx (one worker, no master) with the proxy settings of
+#        bench/run.sh in mailgate's place: the same client, origin and count.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bin=${MAILGATE_BIN:-$root/build/release/mailgate}
@@ -14,6 +16,8 @@ n1=${N1:-200}
 n2=${N2:-1200}
 conns=${CONNS:-4}
 work="$root/bench/work/callgrind"
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
 mkdir -p "$work"
 for p in valgrind nginx; do
   command -v "$p" >/dev/null || { apt-get update && apt-get install -y --no-install-recommends valgrind nginx-light; }
@@ -59,6 +63,30 @@ locations:
   - { path: /, upstream: origin }
 CONF
 
+cat > "$work/nginx-proxy.conf" <<CONF
+worker_processes 1;
+master_process off;
+pid $work/nginx-proxy.pid;
+error_log $work/nginx-proxy-error.log;
+daemon off;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  server_tokens off;
+  keepalive_requests 1000000;
+  ssl_protocols TLSv1.2 TLSv1.3;
+  upstream origin { server 127.0.0.1:19543; keepalive 64; }
+  server {
+    listen 127.0.0.1:18543 ssl;
+    ssl_certificate $certs/mail-ecdsa.pem;
+    ssl_certificate_key $certs/mail-ecdsa.key;
+$(nginx_proxy_settings "$certs" "max-age=63072000; includeSubDomains" \
+    "proxy_hide_header Server; proxy_hide_header X-Powered-By; proxy_hide_header X-AspNet-Version;")
+    location / { proxy_pass https://origin; }
+  }
+}
+CONF
+
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
@@ -91,17 +119,15 @@ for i in range(n):
 PY
 }
 
-# Runs mailgate under callgrind for N requests; prints the total instructions.
+# Runs the proxy under callgrind for N requests; prints the total instructions.
 measure() {
   local n=$1 out="$work/callgrind.$1.out"
-  valgrind --tool=callgrind --callgrind-out-file="$out" "$bin" run -c "$work/mailgate.yaml" \
-    2>"$work/valgrind.$n.log" &
+  local -a cmd=("$bin" run -c "$work/mailgate.yaml")
+  [ "${PROXY:-mailgate}" = nginx ] && cmd=(nginx -c "$work/nginx-proxy.conf")
+  valgrind --tool=callgrind --callgrind-out-file="$out" "${cmd[@]}" 2>"$work/valgrind.$n.log" &
   local mg=$!
   pids+=($mg)
-  for _ in $(seq 1 200); do
-    grep -q "started with" "$work/valgrind.$n.log" && break
-    sleep 0.1
-  done
+  wait_port 18543 30 || { echo "the proxy did not start (see $work/valgrind.$n.log)" >&2; return 1; }
   client "$n" || { kill -TERM "$mg"; echo "the client failed" >&2; return 1; }
   kill -TERM "$mg"
   wait "$mg" || true
@@ -111,5 +137,5 @@ measure() {
 ir1=$(measure "$n1") && ir2=$(measure "$n2") || exit 1
 per=$(( (ir2 - ir1) / (n2 - n1) ))
 echo "callgrind: $ir1 Ir for $n1 requests, $ir2 Ir for $n2 requests"
-echo "instructions per request (keep-alive GET ${SIZE:-1024} bytes, $conns connections): $per"
+echo "${PROXY:-mailgate} instructions per request (keep-alive GET ${SIZE:-1024} bytes, $conns connections): $per"
 [ "${KEEP:-0}" = 1 ] || rm -f "$work"/callgrind.*.out

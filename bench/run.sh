@@ -292,24 +292,7 @@ http {
     listen 127.0.0.1:18444 ssl reuseport;
     ssl_certificate $certs/mail-ecdsa.pem;
     ssl_certificate_key $certs/mail-ecdsa.key;
-    add_header Strict-Transport-Security "$hsts" always;
-    add_header X-Content-Type-Options nosniff always;
-    add_header X-Frame-Options SAMEORIGIN always;
-    add_header Referrer-Policy strict-origin-when-cross-origin always;
-    $hide
-    proxy_http_version 1.1;
-    proxy_set_header Connection "";
-    proxy_set_header Host \$http_host;
-    proxy_set_header X-Forwarded-For \$remote_addr;
-    proxy_set_header X-Forwarded-Proto https;
-    proxy_buffering off;
-    proxy_request_buffering off;
-    proxy_ssl_verify on;
-    proxy_ssl_trusted_certificate $certs/ca.pem;
-    proxy_ssl_name exchange.internal;
-    proxy_ssl_server_name on;
-    proxy_ssl_protocols TLSv1.2 TLSv1.3;
-    proxy_ssl_session_reuse on;
+$(nginx_proxy_settings "$certs" "$hsts" "$hide")
     proxy_connect_timeout 5s;
     proxy_send_timeout 60s;
     proxy_read_timeout 120s;

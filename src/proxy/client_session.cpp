@@ -24,6 +24,7 @@
 #include "net/forwarded_for.hpp"
 #include "net/proxy_protocol.hpp"
 #include "observe/access_log.hpp"
+#include "proxy/inline_io.hpp"
 #include "proxy/worker.hpp"
 #include "tls/client_context.hpp"
 
@@ -423,7 +424,7 @@ awaitable<http::scan_result> client_session::read_head(http::head_scanner& scann
             co_return http::scan_result{http::scan_status::reject, 0, 431, "head over buffer"};
         }
         const auto space = std::min<std::size_t>(16 * 1024, buffer_.max_size() - buffer_.size());
-        auto [ec, n] = co_await stream_.async_read_some(buffer_.prepare(space), use_tuple);
+        auto [ec, n] = co_await inline_io::read_some(stream_, buffer_.prepare(space), turn_);
         if (ec) {
             if (timed_out_ && buffer_.size() > 0) {
                 timed_out_ = false;
@@ -480,9 +481,8 @@ awaitable<bool> client_session::forward(exchange& ex, const runtime::compiled_lo
     auto& pool = pools->pools[loc.upstream];
     const auto& req = ex.parser.get();
     const bool has_body = http::has_body(ex.info);
-    out_.clear();
+    out_.clear();  // the request head, kept until the response for a retry on a fresh connection
     http::build_upstream_request(req.base(), ex.info, ex.client_text, up.server_name, out_);
-    const std::string request_head = out_;  // kept for a retry on a fresh connection
 
     std::unique_ptr<upstream_connection> conn;
     std::optional<http::response_parser> rp;
@@ -527,8 +527,7 @@ awaitable<bool> client_session::forward(exchange& ex, const runtime::compiled_lo
 
         phase_ = phase::upstream_write;
         arm(snap_->timeouts.send);
-        auto [wec, wn] =
-            co_await asio::async_write(conn->stream, asio::buffer(request_head), use_tuple);
+        auto [wec, wn] = co_await inline_io::write_all(conn->stream, asio::buffer(out_), turn_);
         if (wec) {
             upstream_ = nullptr;
             if (reused && !timed_out_) continue;  // the pooled connection was stale
@@ -551,8 +550,8 @@ awaitable<bool> client_session::forward(exchange& ex, const runtime::compiled_lo
                     rp.emplace();
                     rp->header_limit(upstream_header_limit);
                     rp->body_limit(boost::none);
-                    auto [hec, hn] = co_await bhttp::async_read_header(conn->stream, conn->buffer,
-                                                                       *rp, use_tuple);
+                    auto [hec, hn] = co_await inline_io::read_message<true>(
+                        conn->stream, conn->buffer, *rp, turn_);
                     if (hec) {
                         upstream_ = nullptr;
                         const bool timeout = std::exchange(timed_out_, false);
@@ -589,9 +588,9 @@ awaitable<bool> client_session::forward(exchange& ex, const runtime::compiled_lo
         if (has_body && ex.prefetched_body > 0) {
             // A login form read ahead by the auth throttle: it goes as it came.
             arm(snap_->timeouts.send);
-            auto [pec, pn] = co_await asio::async_write(
+            auto [pec, pn] = co_await inline_io::write_all(
                 conn->stream,
-                asio::buffer(relay_buffer_.get() + chunk_head_room, ex.prefetched_body), use_tuple);
+                asio::buffer(relay_buffer_.get() + chunk_head_room, ex.prefetched_body), turn_);
             ex.bytes_in += pn;
             if (pec) {
                 upstream_ = nullptr;
@@ -642,9 +641,12 @@ awaitable<bool> client_session::forward(exchange& ex, const runtime::compiled_lo
         rp->body_limit(boost::none);
         if (req.method() == bhttp::verb::head) rp->skip(true);
         // No OpenSSL read buffer is held through the wait: tls::stream frees it whenever a
-        // read finds nothing.
+        // read finds nothing. The request went out in place a moment ago: the other
+        // connections run first, which gives the upstream the time to answer, so that the read
+        // finds the response instead of costing a failed read() and a wait.
+        co_await asio::post(worker_.io(), asio::use_awaitable);
         auto [rec, rn] =
-            co_await bhttp::async_read_header(conn->stream, conn->buffer, *rp, use_tuple);
+            co_await inline_io::read_message<true>(conn->stream, conn->buffer, *rp, turn_);
         // Interim 1xx responses (other than 101, which cannot happen without Upgrade) are
         // consumed here: a 100 Continue was relayed above, or comes unasked.
         while (!rec && rp->get().result_int() >= 100 && rp->get().result_int() < 200 &&
@@ -654,7 +656,7 @@ awaitable<bool> client_session::forward(exchange& ex, const runtime::compiled_lo
             rp->body_limit(boost::none);
             if (req.method() == bhttp::verb::head) rp->skip(true);
             std::tie(rec, rn) =
-                co_await bhttp::async_read_header(conn->stream, conn->buffer, *rp, use_tuple);
+                co_await inline_io::read_message<true>(conn->stream, conn->buffer, *rp, turn_);
         }
         if (rec || rp->get().result_int() == 101) {
             upstream_ = nullptr;
@@ -743,7 +745,7 @@ awaitable<bool> client_session::relay_response(exchange& ex, const runtime::comp
         framing == response_framing::content_length && readable_now(conn.stream, conn.buffer);
     if (!with_body) {
         arm(snap_->timeouts.send);
-        auto [wec, wn] = co_await asio::async_write(stream_, asio::buffer(out_), use_tuple);
+        auto [wec, wn] = co_await inline_io::write_all(stream_, asio::buffer(out_), turn_);
         ex.bytes_out += wn;
         if (wec) {
             ex.error = "client write failed";
@@ -810,7 +812,8 @@ awaitable<client_session::relay_result> client_session::relay_body(
                 rate_armed = true;
             }
         }
-        auto [ec, n] = co_await bhttp::async_read_some(source, source_buffer, parser, use_tuple);
+        auto [ec, n] =
+            co_await inline_io::read_message<false>(source, source_buffer, parser, turn_);
         if (ec == bhttp::error::need_buffer) ec = {};
         if (ec) {
             result.status =
@@ -847,7 +850,7 @@ awaitable<client_session::relay_result> client_session::relay_body(
             len = head->size();
         }
         arm(snap_->timeouts.send);
-        auto [wec, wn] = co_await asio::async_write(sink, asio::buffer(start, len), use_tuple);
+        auto [wec, wn] = co_await inline_io::write_all(sink, asio::buffer(start, len), turn_);
         if (head != nullptr && !head->empty()) {
             result.head_bytes = std::min(wn, head->size() - len);
             head->clear();
@@ -865,7 +868,7 @@ awaitable<client_session::relay_result> client_session::relay_body(
     if (chunked && !last_sent) tail += last_chunk;
     if (!tail.empty()) {
         arm(snap_->timeouts.send);
-        auto [wec, wn] = co_await asio::async_write(sink, asio::buffer(tail), use_tuple);
+        auto [wec, wn] = co_await inline_io::write_all(sink, asio::buffer(tail), turn_);
         if (head != nullptr) result.head_bytes += std::min<std::size_t>(wn, tail.size());
         if (wec) result.status = relay_status::write_failed;
     }
@@ -1091,7 +1094,7 @@ awaitable<bool> client_session::prefetch_body(exchange& ex) {
         auto& body = ex.parser.get().body();
         body.data = data + ex.prefetched_body;
         body.size = http::max_login_form - ex.prefetched_body;
-        auto [ec, n] = co_await bhttp::async_read_some(stream_, buffer_, ex.parser, use_tuple);
+        auto [ec, n] = co_await inline_io::read_message<false>(stream_, buffer_, ex.parser, turn_);
         if (ec == bhttp::error::need_buffer) ec = {};
         ex.prefetched_body = http::max_login_form - body.size;
         if (ec) {
@@ -1165,7 +1168,7 @@ awaitable<bool> client_session::reply(exchange& ex, int status, bool close) {
     ex.status = status;
     phase_ = phase::reply;
     arm(snap_->timeouts.send);
-    auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(out_), use_tuple);
+    auto [ec, n] = co_await inline_io::write_all(stream_, asio::buffer(out_), turn_);
     ex.bytes_out += n;
     // A reply that did not go out whole leaves the connection unusable.
     co_return !ec && !close;

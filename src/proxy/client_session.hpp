@@ -15,6 +15,7 @@
 
 #include "eas/query_decoder.hpp"
 #include "proxy/exchange.hpp"
+#include "proxy/inline_io.hpp"
 #include "proxy/upstream_pool.hpp"
 #include "proxy/worker.hpp"
 #include "runtime/snapshot.hpp"
@@ -139,6 +140,7 @@ private:
     std::unique_ptr<char[]> relay_buffer_;
     connection_ticket ticket_;  // this connection's share of the connection limits
     eas::eas_facts eas_;
+    inline_io::budget turn_;  // reads and writes done in place in a row (fairness)
     // R18: an upstream connection that NTLM/Negotiate bound to this client connection. It
     // never goes back to a pool and closes with this session; `pinned_snap_` keeps its TLS
     // context alive across reloads, `pinned_upstream_` indexes that snapshot's upstreams.

@@ -7,11 +7,18 @@
 
 namespace mailgate::proxy {
 
+namespace {
+
+// Bytes already inside OpenSSL (a record read past the response) are as bad as bytes still
+// in the socket: they would become the next client's response.
+bool nothing_buffered(upstream_connection& c) {
+    return SSL_has_pending(c.stream.native_handle()) == 0 && c.buffer.size() == 0;
+}
+
+}  // namespace
+
 bool still_open(upstream_connection& c) {
-    // Bytes already inside OpenSSL (a record read past the response) are as bad as bytes
-    // still in the socket: they would become the next client's response.
-    SSL* ssl = c.stream.native_handle();
-    if (SSL_has_pending(ssl) != 0 || c.buffer.size() != 0) return false;
+    if (!nothing_buffered(c)) return false;
     char byte;
     const auto n =
         ::recv(c.stream.lowest_layer().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -30,9 +37,11 @@ std::unique_ptr<upstream_connection> upstream_pool::take(std::size_t server,
 }
 
 void upstream_pool::give_back(std::unique_ptr<upstream_connection> c, clock::time_point now) {
-    if (idle_count() >= upstream_->max_idle || !still_open(*c)) return;
+    // The socket itself is looked at when the connection is taken (one syscall a request,
+    // not two): what arrives while it is idle is found then.
+    if (idle_count() >= upstream_->max_idle || !nothing_buffered(*c)) return;
     c->idle_since = now;
-    c->buffer.shrink_to_fit();  // empty (still_open): keep no read buffer while idle
+    c->buffer.shrink_to_fit();  // empty (nothing_buffered): keep no read buffer while idle
     idle_[c->server].push_back(std::move(c));
 }
 

@@ -12,14 +12,14 @@ void clear_errors() {
     if (::ERR_peek_error() != 0) ::ERR_clear_error();
 }
 
-SSL* new_ssl(boost::asio::ssl::context& ctx) {
+SSL* new_ssl(boost::asio::ssl::context& ctx, bool release_buffers) {
     SSL* ssl = ::SSL_new(ctx.native_handle());
     if (ssl == nullptr) throw std::bad_alloc();
     // Partial writes: write_some returns after each record, as a stream must. Moving
     // buffers: a write retried after WANT_WRITE may come from a relocated buffer (the same
     // bytes). Release buffers: nothing is held while a connection waits.
     ::SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-                            SSL_MODE_RELEASE_BUFFERS);
+                            (release_buffers ? SSL_MODE_RELEASE_BUFFERS : 0));
     // One read() fetches as much as is there (up to a record buffer), not a 5-byte header
     // and then the rest: half the syscalls per record.
     ::SSL_set_read_ahead(ssl, 1);
@@ -29,10 +29,14 @@ SSL* new_ssl(boost::asio::ssl::context& ctx) {
 }  // namespace
 
 stream::stream(socket_type socket, boost::asio::ssl::context& ctx)
-    : socket_(std::move(socket)), ssl_(new_ssl(ctx)) {}
+    : socket_(std::move(socket)), ssl_(new_ssl(ctx, true)) {}
 
+// Upstream connections keep their record buffers from one request to the next: a pooled
+// connection is busy most of the time, and RELEASE_BUFFERS would free and allocate two 17 KiB
+// buffers for every request it carries. A read that has to wait still frees them (read_step),
+// so a held long-poll holds none.
 stream::stream(const executor_type& ex, boost::asio::ssl::context& ctx)
-    : socket_(ex), ssl_(new_ssl(ctx)) {}
+    : socket_(ex), ssl_(new_ssl(ctx, false)) {}
 
 stream::~stream() { ::SSL_free(ssl_); }
 

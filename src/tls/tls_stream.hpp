@@ -16,6 +16,7 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <type_traits>
 #include <utility>
 
 #include <boost/asio/buffer.hpp>
@@ -25,6 +26,7 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/ssl/stream_base.hpp>
+#include <boost/system/system_error.hpp>
 
 namespace mailgate::tls {
 
@@ -38,7 +40,8 @@ public:
 
     // A server side over an accepted socket.
     stream(socket_type socket, boost::asio::ssl::context& ctx);
-    // A client side whose socket is connected later (lowest_layer()).
+    // A client side whose socket is connected later (lowest_layer()); it keeps its record
+    // buffers between requests (see the .cpp).
     stream(const executor_type& ex, boost::asio::ssl::context& ctx);
     ~stream();
     stream(const stream&) = delete;
@@ -75,6 +78,33 @@ public:
             op<write_step>{this, write_step{first_buffer(buffers)}}, token, socket_);
     }
 
+    // Attempts that never wait (a SyncReadStream and SyncWriteStream for Asio and Beast):
+    // `ec` is would_block when nothing could be done now. An asynchronous operation of the
+    // same direction started right after such an attempt waits at once, without repeating
+    // the attempt (and its read() or write() that would fail again). See proxy/inline_io.hpp.
+    template <class MutableBuffers>
+    std::size_t read_some(const MutableBuffers& buffers, boost::system::error_code& ec) {
+        return attempt(read_step{first_buffer(buffers)}(*this), read_blocked_, ec);
+    }
+    template <class ConstBuffers>
+    std::size_t write_some(const ConstBuffers& buffers, boost::system::error_code& ec) {
+        return attempt(write_step{first_buffer(buffers)}(*this), write_blocked_, ec);
+    }
+    template <class MutableBuffers>
+    std::size_t read_some(const MutableBuffers& buffers) {
+        boost::system::error_code ec;
+        const auto n = read_some(buffers, ec);
+        if (ec) throw boost::system::system_error(ec);
+        return n;
+    }
+    template <class ConstBuffers>
+    std::size_t write_some(const ConstBuffers& buffers) {
+        boost::system::error_code ec;
+        const auto n = write_some(buffers, ec);
+        if (ec) throw boost::system::system_error(ec);
+        return n;
+    }
+
 private:
     // What one OpenSSL call asks for next.
     enum class want { done, read, write };
@@ -92,6 +122,12 @@ private:
     step_result transfer(Data* data, std::size_t size, Transfer ssl_call);
     // Sets the socket non-blocking and attaches it to the SSL object (once).
     bool attach(boost::system::error_code& ec);
+    // The result of a synchronous attempt; what it waits for is kept in `blocked`.
+    std::size_t attempt(const step_result& r, want& blocked, boost::system::error_code& ec) {
+        blocked = r.next;
+        ec = r.next == want::done ? r.ec : boost::asio::error::would_block;
+        return r.bytes;
+    }
 
     struct handshake_step {
         handshake_type type;
@@ -126,6 +162,14 @@ private:
                 result = {want::done, wait_ec, 0};
                 return finish(self);
             }
+            if (state == starting && blocked_on() != want::done) {
+                // A synchronous attempt just found nothing to do: wait for what it asked.
+                state = waiting;
+                return s->socket_.async_wait(std::exchange(blocked_on(), want::done) == want::read
+                                                 ? socket_type::wait_read
+                                                 : socket_type::wait_write,
+                                             std::move(self));
+            }
             result = step(*s);
             if (result.next == want::done) {
                 if (state == starting) {
@@ -138,6 +182,16 @@ private:
             s->socket_.async_wait(
                 result.next == want::read ? socket_type::wait_read : socket_type::wait_write,
                 std::move(self));
+        }
+
+        // What the last synchronous attempt in this op's direction waits for.
+        want& blocked_on() {
+            if constexpr (std::is_same_v<Step, read_step>)
+                return s->read_blocked_;
+            else if constexpr (std::is_same_v<Step, write_step>)
+                return s->write_blocked_;
+            else
+                return s->no_attempt_;
         }
 
         template <class Self>
@@ -164,6 +218,9 @@ private:
     socket_type socket_;
     SSL* ssl_ = nullptr;
     bool attached_ = false;
+    want read_blocked_ = want::done;
+    want write_blocked_ = want::done;
+    want no_attempt_ = want::done;  // handshakes and shutdowns have no synchronous form
 };
 
 }  // namespace mailgate::tls
