@@ -863,15 +863,18 @@ awaitable<client_session::relay_result> client_session::relay_body(
         pending = 0;
         last_sent = chunked && parser.is_done();
     }
-    // A body the parser finished without a read (or a chunked body's end still owed).
-    std::string tail = head != nullptr ? std::move(*head) : std::string();
-    if (chunked && !last_sent) tail += last_chunk;
+    // A body the parser finished without a read (or a chunked body's end still owed). The
+    // head string keeps its capacity for the next request's heads.
+    const std::size_t head_left = head != nullptr ? head->size() : 0;
+    std::string_view tail = chunked && !last_sent ? last_chunk : std::string_view();
+    if (head_left > 0) tail = std::string_view(head->append(tail));
     if (!tail.empty()) {
         arm(snap_->timeouts.send);
         auto [wec, wn] = co_await inline_io::write_all(sink, asio::buffer(tail), turn_);
-        if (head != nullptr) result.head_bytes += std::min<std::size_t>(wn, tail.size());
+        if (head != nullptr) result.head_bytes += wn;
         if (wec) result.status = relay_status::write_failed;
     }
+    if (head != nullptr) head->clear();
     co_return result;
 }
 
