@@ -7,6 +7,8 @@
 # Usage: MAILGATE_BIN=build/release/mailgate bench/callgrind.sh        (N1=200 N2=1200 CONNS=4)
 #        SIZE=1048576 N1=10 N2=60: the body size (scenario d's 1 MiB)
 #        KEEP=1 keeps the callgrind files (bench/work/callgrind/) for callgrind_annotate.
+#        NEW_CONN=1: a new TLS connection per request (Connection: close), resuming the last
+#        session (scenario b's shape)
 #        PROXY=nginx measures nginx (one worker, no master) with the proxy settings of
 #        bench/run.sh in mailgate's place: the same client, origin and count.
 set -euo pipefail
@@ -94,17 +96,23 @@ nginx -c "$work/nginx.conf" & pids+=($!)
 
 # Makes N requests over CONNS keep-alive connections, all answered 200.
 client() {
-  /usr/bin/python3 - "$1" "$conns" "$certs/ca.pem" <<'PY'
+  /usr/bin/python3 - "$1" "$conns" "$certs/ca.pem" "${NEW_CONN:-0}" <<'PY'
 import socket, ssl, sys
-n, conns, ca = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+n, conns, ca, new_conn = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4] == "1"
 ctx = ssl.create_default_context(cafile=ca)
-socks = []
-for _ in range(conns):
-    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", 18543)), server_hostname="localhost")
-    socks.append((s, s.makefile("rb")))
-req = b"GET /owa/ HTTP/1.1\r\nHost: localhost\r\nUser-Agent: bench\r\n\r\n"
+session = None
+
+def connect():
+    global session
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", 18543)), server_hostname="localhost",
+                        session=session)
+    return s, s.makefile("rb")
+
+socks = [] if new_conn else [connect() for _ in range(conns)]
+req = b"GET /owa/ HTTP/1.1\r\nHost: localhost\r\nUser-Agent: bench\r\n"
+req += b"Connection: close\r\n\r\n" if new_conn else b"\r\n"
 for i in range(n):
-    s, f = socks[i % conns]
+    s, f = connect() if new_conn else socks[i % conns]
     s.sendall(req)
     status = f.readline()
     assert b" 200 " in status, status
@@ -116,6 +124,10 @@ for i in range(n):
         if line.lower().startswith(b"content-length:"):
             length = int(line.split(b":")[1])
     f.read(length)
+    if new_conn:
+        f.read()  # to the close: the session ticket has arrived by then
+        session = s.session
+        s.close()
 PY
 }
 
@@ -137,5 +149,7 @@ measure() {
 ir1=$(measure "$n1") && ir2=$(measure "$n2") || exit 1
 per=$(( (ir2 - ir1) / (n2 - n1) ))
 echo "callgrind: $ir1 Ir for $n1 requests, $ir2 Ir for $n2 requests"
-echo "${PROXY:-mailgate} instructions per request (keep-alive GET ${SIZE:-1024} bytes, $conns connections): $per"
+shape="keep-alive GET ${SIZE:-1024} bytes, $conns connections"
+[ "${NEW_CONN:-0}" = 1 ] && shape="GET ${SIZE:-1024} bytes, a new resumed TLS connection each"
+echo "${PROXY:-mailgate} instructions per request ($shape): $per"
 [ "${KEEP:-0}" = 1 ] || rm -f "$work"/callgrind.*.out

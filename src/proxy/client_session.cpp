@@ -47,7 +47,7 @@ constexpr std::size_t relay_buffer_size = chunk_head_room + relay_chunk + 2 + la
 
 // Bytes that a read would return without waiting: in the parser's buffer, or decrypted
 // or read ahead inside OpenSSL.
-bool readable_now(tls::stream& source, const beast::flat_buffer& buffer) {
+bool readable_now(tls::stream& source, const io_buffer& buffer) {
     return buffer.size() > 0 || SSL_has_pending(source.native_handle()) != 0;
 }
 constexpr std::chrono::seconds shutdown_timeout{2};
@@ -777,10 +777,10 @@ awaitable<bool> client_session::relay_response(exchange& ex, const runtime::comp
 
 template <class Parser, class Source, class Sink>
 awaitable<client_session::relay_result> client_session::relay_body(
-    Parser& parser, Source& source, beast::flat_buffer& source_buffer, clock::duration read_timeout,
+    Parser& parser, Source& source, io_buffer& source_buffer, clock::duration read_timeout,
     Sink& sink, bool chunked, std::uint64_t limit, std::uint64_t min_rate, std::string* head) {
     relay_result result;
-    if (!relay_buffer_) relay_buffer_ = std::make_unique_for_overwrite<char[]>(relay_buffer_size);
+    if (!relay_buffer_) relay_buffer_ = buffer_pool::block(relay_buffer_size);
     char* const data = relay_buffer_.get() + chunk_head_room;
     // Slow POST: each byte buys 1/min_rate s past a grace, so a client trickling a byte per
     // read timeout cannot hold the connection (and an upstream slot) for hours.
@@ -792,7 +792,7 @@ awaitable<client_session::relay_result> client_session::relay_body(
     // when the body is through.
     source_buffer.reserve(std::min(source_buffer.max_size(), relay_chunk + 1024));
     struct shrink_after {
-        beast::flat_buffer& b;
+        io_buffer& b;
         ~shrink_after() {
             if (b.size() == 0) b.shrink_to_fit();
         }
@@ -1089,7 +1089,7 @@ awaitable<bool> client_session::apply_auth_throttle(exchange& ex, bool& keep_ali
 }
 
 awaitable<bool> client_session::prefetch_body(exchange& ex) {
-    if (!relay_buffer_) relay_buffer_ = std::make_unique_for_overwrite<char[]>(relay_buffer_size);
+    if (!relay_buffer_) relay_buffer_ = buffer_pool::block(relay_buffer_size);
     char* const data = relay_buffer_.get() + chunk_head_room;
     phase_ = phase::read_body;
     arm(snap_->timeouts.request_header);

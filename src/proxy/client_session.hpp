@@ -10,10 +10,10 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
 #include "tls/tls_stream.hpp"
 
 #include "eas/query_decoder.hpp"
+#include "proxy/buffer_pool.hpp"
 #include "proxy/exchange.hpp"
 #include "proxy/inline_io.hpp"
 #include "proxy/upstream_pool.hpp"
@@ -81,7 +81,7 @@ private:
                                                 http::response_parser& rp, bool& upstream_reusable);
     template <class Parser, class Source, class Sink>
     boost::asio::awaitable<relay_result> relay_body(Parser& parser, Source& source,
-                                                    boost::beast::flat_buffer& source_buffer,
+                                                    io_buffer& source_buffer,
                                                     clock::duration read_timeout, Sink& sink,
                                                     bool chunked, std::uint64_t limit,
                                                     std::uint64_t min_rate = 0,
@@ -132,12 +132,12 @@ private:
     const runtime::compiled_listener* listener_;     // from the connection's first snapshot
     std::shared_ptr<const runtime::snapshot> listener_snap_;
     tls_stream stream_;
-    boost::beast::flat_buffer buffer_;
+    io_buffer buffer_;
     boost::asio::ip::address peer_;  // the socket peer, or the PROXY protocol source
     std::string peer_text_;
     std::string socket_peer_text_;  // the TCP peer (a load balancer, with PROXY protocol)
     std::string out_;               // heads being written
-    std::unique_ptr<char[]> relay_buffer_;
+    buffer_pool::block relay_buffer_;
     connection_ticket ticket_;  // this connection's share of the connection limits
     eas::eas_facts eas_;
     inline_io::budget turn_;  // reads and writes done in place in a row (fairness)

@@ -8,8 +8,8 @@
 #include <vector>
 
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
 
+#include "proxy/buffer_pool.hpp"
 #include "runtime/snapshot.hpp"
 #include "tls/tls_stream.hpp"
 
@@ -27,7 +27,7 @@ struct upstream_connection {
     static constexpr std::size_t max_buffer = 64 * 1024;
 
     tls::stream stream;
-    boost::beast::flat_buffer buffer;  // bytes read past a response; empty when pooled
+    io_buffer buffer;  // bytes read past a response; empty when pooled
     std::size_t server;
     clock::time_point idle_since{};
     std::uint32_t requests = 0;
