@@ -51,6 +51,7 @@ bool readable_now(tls::stream& source, const io_buffer& buffer) {
     return buffer.size() > 0 || SSL_has_pending(source.native_handle()) != 0;
 }
 constexpr std::chrono::seconds shutdown_timeout{2};
+constexpr std::chrono::seconds pool_look_after{1};
 constexpr std::uint32_t upstream_header_limit = 64 * 1024;
 
 // RPC over HTTP (R17): channels carry up to 2 GiB and idle for at least 15 minutes.
@@ -503,8 +504,17 @@ awaitable<bool> client_session::forward(exchange& ex, const runtime::compiled_lo
     }
     bool pin = pinned || http::carries_connection_bound_auth(req);
     bool body_skipped = false;  // the upstream gave its final answer before wanting the body
+    const bool retriable = !has_body && idempotent(req.method());
     for (int attempt = 0; attempt < 2; ++attempt) {
-        if (!pinned) conn = attempt == 0 ? pool.take(server, clock::now()) : nullptr;
+        // An idempotent request without a body is retried on a fresh connection when the
+        // pooled one proves closed (below), so on a connection that was busy less than a
+        // second ago it skips the look at the socket (a syscall). Anything an upstream sends
+        // on an idle connection (its idle-timeout close, a stray 408, bytes past a misframed
+        // response) is looked for on every other request and after a second of idleness.
+        if (!pinned)
+            conn = attempt == 0 ? pool.take(server, clock::now(),
+                                            retriable ? pool_look_after : clock::duration{})
+                                : nullptr;
         const bool reused = conn != nullptr && !pinned;
         if (!conn) {
             conn = co_await connect_upstream(up, pool, server, ex);
@@ -662,8 +672,7 @@ awaitable<bool> client_session::forward(exchange& ex, const runtime::compiled_lo
             upstream_ = nullptr;
             const bool timeout = std::exchange(timed_out_, false);
             const bool nothing_came = rn == 0 && conn->buffer.size() == 0;
-            if (reused && !timeout && !has_body && nothing_came && idempotent(req.method()))
-                continue;
+            if (reused && !timeout && retriable && nothing_came) continue;
             ex.error = timeout ? "upstream response timeout"
                                : "upstream response: " +
                                      (rec ? rec.message() : std::string("101 refused"));

@@ -25,13 +25,15 @@ bool still_open(upstream_connection& c) {
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
-std::unique_ptr<upstream_connection> upstream_pool::take(std::size_t server,
-                                                         clock::time_point now) {
+std::unique_ptr<upstream_connection> upstream_pool::take(std::size_t server, clock::time_point now,
+                                                         clock::duration look_after) {
     auto& idle = idle_[server];
     while (!idle.empty()) {
         auto c = std::move(idle.back());
         idle.pop_back();
-        if (now - c->idle_since < upstream_->idle_timeout && still_open(*c)) return c;
+        const auto idle_for = now - c->idle_since;
+        if (idle_for < upstream_->idle_timeout && (idle_for < look_after || still_open(*c)))
+            return c;
     }
     return nullptr;
 }

@@ -43,7 +43,11 @@ public:
         : upstream_(&u), idle_(u.servers.size()), down_until_(u.servers.size()) {}
 
     // The most recently used idle connection to `server` still open; nullptr when none.
-    std::unique_ptr<upstream_connection> take(std::size_t server, clock::time_point now);
+    // The socket is looked at (a system call) when the connection has been idle for at least
+    // `look_after`: a request that is retried on a fresh connection when the one it took
+    // proves closed skips the look on a connection it used a moment ago.
+    std::unique_ptr<upstream_connection> take(std::size_t server, clock::time_point now,
+                                              clock::duration look_after = {});
     // Keeps `c` for reuse unless the pool is full.
     void give_back(std::unique_ptr<upstream_connection> c, clock::time_point now);
     // Closes connections idle for longer than the upstream's idle_timeout.

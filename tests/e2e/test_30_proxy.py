@@ -763,6 +763,27 @@ def test_pooled_connection_closed_by_upstream_is_retried(mailgate, origin, certs
         conn.close()
 
 
+def test_post_after_upstream_closed_pooled_connection(mailgate, origin, certs):
+    """A POST is never retried, so the pooled connection it takes is looked at first, even one
+    busy a moment ago: the upstream's close is seen and a fresh connection carries the POST."""
+    mg = mailgate()
+    conn = http.client.HTTPSConnection("127.0.0.1", mg.port, timeout=10,
+                                       context=util.client_context(certs.ca))
+    try:
+        for i in range(3):
+            conn.request("GET", "/drop-after")
+            r = conn.getresponse()
+            assert r.status == 200 and r.read() == b"bye\n"
+            time.sleep(0.2)  # the upstream FIN arrives; well within a second of idleness
+            conn.request("POST", "/echo", body=b"payload-%d" % i)
+            r = conn.getresponse()
+            body = r.read()
+            assert r.status == 200, "POST after an upstream close: %d %r" % (r.status, body)
+            assert b"POST" in body
+    finally:
+        conn.close()
+
+
 def test_round_robin_two_servers(mailgate, origin, origin_factory, certs):
     second = origin_factory()
     mg = mailgate({"upstreams": [{
